@@ -1,0 +1,3 @@
+module pulse/bench/compare/go
+
+go 1.19
