@@ -1,0 +1,136 @@
+// Per-worker state and the inline half of scheduling: what a task does when
+// it spawns or wakes another task. The worker loop itself (pick, poll, park)
+// is out of line in src/scheduler.cpp.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "pulse/detail/config.hpp"
+#include "pulse/detail/local_queue.hpp"
+#include "pulse/detail/task_header.hpp"
+#include "pulse/detail/timer_heap.hpp"
+
+namespace pulse::detail {
+
+/// How a poll ended, reported by the awaiter the task suspended in.
+enum class poll_outcome : std::uint8_t {
+  suspended,  // waiting for a wake
+  yielded,    // goes to the back of the run queue
+  completed,  // the root coroutine finished
+};
+
+/// The parts of a worker the inline fast paths touch. Owned by one thread;
+/// only `queue` (stealers) and `timers` (cancellation) are shared.
+struct alignas(cache_line) worker {
+  local_queue<task_header> queue;
+
+  // ---- owner-only, hot ----
+  alignas(cache_line) task_header* current = nullptr;  // task being polled
+  task_header* lifo = nullptr;      // task woken by `current`; runs next
+  scheduler* sched = nullptr;
+  std::atomic<std::uint32_t>* idle_state = nullptr;  // scheduler's parked/searching counts
+  std::uint32_t notify_below = 0;   // number of workers: notify while unparked < this
+  poll_outcome outcome = poll_outcome::suspended;
+
+  timer_heap timers;
+};
+
+/// The worker running on this thread, or null.
+inline constinit thread_local worker* t_worker = nullptr;
+
+// ---- out of line (src/scheduler.cpp) ----
+/// Pushes a batch to the runtime's injector and wakes a parked worker.
+void schedule_remote(scheduler* s, task_header* first, task_header* last, std::uint32_t n);
+/// Wakes one parked worker if none is searching for work.
+void notify_parked(scheduler* s);
+[[noreturn]] void throw_usage(const char* what);
+
+// idle_state layout: low 16 bits searching workers, high 16 bits unparked workers.
+inline constexpr std::uint32_t idle_unparked_shift = 16;
+inline constexpr std::uint32_t idle_searching_mask = 0xffff;
+
+/// Owner only: appends `t` to the local queue and wakes a parked worker when
+/// there is one and nobody is already looking for work.
+PULSE_ALWAYS_INLINE void push_local(worker* w, task_header* t) {
+  w->queue.push_back(t, [w](task_header* first, task_header* last, std::uint32_t n) {
+    schedule_remote(w->sched, first, last, n);
+  });
+  // A relaxed look: a stale answer can only delay help for work that this
+  // worker will run itself anyway (remote pushes, which nobody else would
+  // run, go through schedule_remote and a full fence).
+  const std::uint32_t s = w->idle_state->load(std::memory_order_relaxed);
+  if ((s >> idle_unparked_shift) < w->notify_below && (s & idle_searching_mask) == 0) [[unlikely]]
+    notify_parked(w->sched);
+}
+
+/// Makes a task that was just moved to `scheduled` runnable.
+PULSE_ALWAYS_INLINE void schedule(task_header* t) {
+  worker* w = t_worker;
+  if (w && w->sched == t->sched) [[likely]] {
+    if (w->current) {
+      // Woken by the running task: run it next (the LIFO slot), like a
+      // direct hand-off; the task it displaces goes to the queue.
+      task_header* prev = w->lifo;
+      w->lifo = t;
+      if (prev) push_local(w, prev);
+    } else {
+      push_local(w, t);
+    }
+    return;
+  }
+  t->next = nullptr;
+  schedule_remote(t->sched, t, t, 1);
+}
+
+/// Any thread: the event a suspended task waits for has happened.
+PULSE_ALWAYS_INLINE void wake(task_header* t) {
+  std::uint32_t s = t->run_state.load(std::memory_order_relaxed);
+  for (;;) {
+    if (s & run::done) return;
+    if (s & run::scheduled) {
+      // Being polled right now (it registered the wake and the event fired
+      // before the poll ended): the worker polls it again afterwards.
+      if ((s & run::notified) ||
+          t->run_state.compare_exchange_weak(s, s | run::notified, std::memory_order_acq_rel,
+                                             std::memory_order_relaxed))
+        return;
+    } else if (t->run_state.compare_exchange_weak(s, s | run::scheduled,
+                                                  std::memory_order_acq_rel,
+                                                  std::memory_order_relaxed)) {
+      schedule(t);
+      return;
+    }
+  }
+}
+
+/// Any thread: requests cancellation. An idle task is scheduled so that a
+/// worker destroys it; a queued or running one is destroyed when it is next
+/// picked up or when its current poll suspends.
+inline void abort_task(task_header* t) noexcept {
+  std::uint32_t s = t->run_state.load(std::memory_order_relaxed);
+  for (;;) {
+    if (s & (run::done | run::cancel)) return;
+    if (s & run::scheduled) {
+      if (t->run_state.compare_exchange_weak(s, s | run::cancel, std::memory_order_acq_rel,
+                                             std::memory_order_relaxed))
+        return;
+    } else if (t->run_state.compare_exchange_weak(s, s | run::scheduled | run::cancel,
+                                                  std::memory_order_acq_rel,
+                                                  std::memory_order_relaxed)) {
+      schedule(t);
+      return;
+    }
+  }
+}
+
+/// The task being polled on this thread; throws usage_error naming `what`
+/// when called outside a Pulse task.
+PULSE_ALWAYS_INLINE task_header* current_task(const char* what) {
+  worker* w = t_worker;
+  if (!w || !w->current) [[unlikely]]
+    throw_usage(what);
+  return w->current;
+}
+
+}  // namespace pulse::detail

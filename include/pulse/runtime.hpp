@@ -1,0 +1,202 @@
+// pulse::runtime: the multi-threaded work-stealing scheduler.
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "pulse/detail/worker.hpp"
+#include "pulse/errors.hpp"
+#include "pulse/join_handle.hpp"
+#include "pulse/spawn.hpp"
+#include "pulse/task.hpp"
+
+namespace pulse {
+
+namespace detail {
+
+struct runtime_config {
+  std::size_t worker_threads = 0;  // 0: PULSE_WORKER_THREADS or hardware_concurrency()
+  std::string thread_name = "pulse-worker";
+};
+
+std::shared_ptr<scheduler> make_scheduler(const runtime_config& cfg);
+void shutdown_scheduler(scheduler* s);
+std::size_t scheduler_workers(const scheduler* s) noexcept;
+
+// Lets a non-worker thread wait for a task. Notifies under the lock, so the
+// waiter may destroy it as soon as it wakes up.
+class blocking_signal {
+ public:
+  enum class result { pending, done, cancelled };
+  void finish(result r) {
+    std::lock_guard lock(mu_);
+    r_ = r;
+    cv_.notify_one();
+  }
+  result wait() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [this] { return r_ != result::pending; });
+    return r_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  result r_ = result::pending;
+};
+
+template <class T>
+struct blocking_result {
+  std::optional<T> value;
+  std::exception_ptr error;
+};
+template <>
+struct blocking_result<void> {
+  std::exception_ptr error;
+};
+
+template <class T>
+task<void> block_on_root(task<T> t, blocking_result<T>* out, blocking_signal* sig) {
+  // If the runtime shuts down first, this frame is destroyed unfinished:
+  // tell the blocked thread instead of leaving it waiting forever.
+  struct on_destroy {
+    blocking_signal* sig;
+    bool done = false;
+    ~on_destroy() {
+      if (!done) sig->finish(blocking_signal::result::cancelled);
+    }
+  } guard{sig};
+  try {
+    if constexpr (std::is_void_v<T>)
+      co_await std::move(t);
+    else
+      out->value.emplace(co_await std::move(t));
+  } catch (...) {
+    out->error = std::current_exception();
+  }
+  guard.done = true;
+  sig->finish(blocking_signal::result::done);  // `out` and `sig` may be gone after this
+}
+
+}  // namespace detail
+
+/// A copyable reference to a runtime, usable from any thread to spawn tasks.
+/// Keeps the runtime's scheduler object alive but not running: spawning after
+/// the runtime shut down throws usage_error.
+class runtime_handle {
+ public:
+  /// Schedules `t` through the runtime's global queue (or the local queue
+  /// when called on one of its workers). Thread-safe.
+  template <class T>
+  join_handle<T> spawn(task<T> t) const {
+    return detail::spawn_on(s_.get(), std::move(t));
+  }
+
+ private:
+  friend class runtime;
+  explicit runtime_handle(std::shared_ptr<detail::scheduler> s) noexcept : s_(std::move(s)) {}
+  std::shared_ptr<detail::scheduler> s_;
+};
+
+/// A multi-threaded work-stealing runtime.
+///
+///     auto rt = pulse::runtime::builder().worker_threads(2).build();
+///     int v = rt.block_on(compute());
+///
+/// Destroying the runtime (or calling shutdown()) stops the workers after
+/// their current poll, destroys every unfinished task and joins the threads.
+/// Movable, not copyable. block_on, spawn and handle are thread-safe.
+class runtime {
+ public:
+  class builder {
+   public:
+    /// Number of worker threads. Default: the environment variable
+    /// PULSE_WORKER_THREADS if set, else std::thread::hardware_concurrency().
+    /// Throws usage_error for 0.
+    builder& worker_threads(std::size_t n) {
+      if (n == 0) detail::throw_usage("pulse: runtime::builder::worker_threads(0): a runtime needs at least one worker");
+      cfg_.worker_threads = n;
+      return *this;
+    }
+    /// Prefix of the worker threads' names (default "pulse-worker"; the OS
+    /// keeps 15 characters including the index).
+    builder& thread_name(std::string name) {
+      cfg_.thread_name = std::move(name);
+      return *this;
+    }
+    /// Starts the worker threads. Throws usage_error for an invalid
+    /// PULSE_WORKER_THREADS, std::system_error if threads cannot start.
+    runtime build() const { return runtime(detail::make_scheduler(cfg_)); }
+
+   private:
+    detail::runtime_config cfg_;
+  };
+
+  runtime(runtime&&) noexcept = default;
+  runtime& operator=(runtime&& o) noexcept {
+    if (this != &o) {
+      shutdown();
+      s_ = std::move(o.s_);
+    }
+    return *this;
+  }
+  runtime(const runtime&) = delete;
+  runtime& operator=(const runtime&) = delete;
+  ~runtime() { shutdown(); }
+
+  /// Runs `t` on the runtime and blocks the calling thread until it
+  /// finishes; returns its value or rethrows its exception. Throws
+  /// usage_error on a worker thread (await the task instead) and
+  /// runtime_shut_down if the runtime shuts down first.
+  template <class T>
+  T block_on(task<T> t) {
+    if (detail::t_worker) [[unlikely]]
+      detail::throw_usage(
+          "pulse: runtime::block_on called on a worker thread (it would block the "
+          "worker); co_await the task instead");
+    require_running();
+    detail::blocking_result<T> out;
+    detail::blocking_signal sig;
+    detail::spawn_on(s_.get(), detail::block_on_root<T>(std::move(t), &out, &sig)).detach();
+    if (sig.wait() == detail::blocking_signal::result::cancelled) throw runtime_shut_down();
+    if (out.error) std::rethrow_exception(out.error);
+    if constexpr (!std::is_void_v<T>) return std::move(*out.value);
+  }
+
+  /// Like pulse::spawn, callable from any thread.
+  template <class T>
+  join_handle<T> spawn(task<T> t) {
+    require_running();
+    return detail::spawn_on(s_.get(), std::move(t));
+  }
+
+  /// A handle for spawning from other threads.
+  runtime_handle handle() const {
+    require_running();
+    return runtime_handle(s_);
+  }
+
+  /// Number of worker threads.
+  std::size_t worker_count() const noexcept { return s_ ? detail::scheduler_workers(s_.get()) : 0; }
+
+  /// Stops the workers, destroys unfinished tasks, joins the threads.
+  /// Idempotent. Throws usage_error when called from one of its workers.
+  void shutdown() {
+    if (s_) detail::shutdown_scheduler(s_.get());
+  }
+
+ private:
+  explicit runtime(std::shared_ptr<detail::scheduler> s) noexcept : s_(std::move(s)) {}
+  void require_running() const {
+    if (!s_) detail::throw_usage("pulse: use of a moved-from runtime");
+  }
+  std::shared_ptr<detail::scheduler> s_;
+};
+
+}  // namespace pulse

@@ -1,0 +1,56 @@
+// pulse::spawn: run a task concurrently on the current runtime.
+#pragma once
+
+#include <utility>
+
+#include "pulse/detail/task_header.hpp"
+#include "pulse/detail/worker.hpp"
+#include "pulse/join_handle.hpp"
+#include "pulse/task.hpp"
+
+namespace pulse {
+
+namespace detail {
+
+/// Out of line: pushes a new task to the injector. False when the runtime
+/// is shut down (the caller destroys the task).
+bool submit_remote(scheduler* s, task_header* h);
+
+template <class T>
+join_handle<T> spawn_on(scheduler* s, task<T>&& t) {
+  auto h = t.release();
+  if (!h) [[unlikely]]
+    throw_usage("pulse: spawn of an empty (moved-from) task");
+  task_header* hdr = header_of(h.address());
+  hdr->root = h;
+  hdr->resume = h;
+  hdr->sched = s;
+  hdr->promise = &h.promise();
+  hdr->join_state.store(join::interest, std::memory_order_relaxed);
+  worker* w = t_worker;
+  if (w && w->sched == s) [[likely]] {
+    push_local(w, hdr);
+  } else if (!submit_remote(s, hdr)) {
+    h.destroy();
+    throw_usage("pulse: spawn on a runtime that has shut down");
+  }
+  return join_handle<T>(h);
+}
+
+}  // namespace detail
+
+/// Schedules `t` on the runtime of the calling worker thread (its local run
+/// queue) and returns a handle to await its result. Call it from inside a
+/// Pulse task; from other threads use runtime::spawn or runtime_handle::spawn.
+/// Throws usage_error when the calling thread is not a Pulse worker.
+template <class T>
+join_handle<T> spawn(task<T> t) {
+  detail::worker* w = detail::t_worker;
+  if (!w) [[unlikely]]
+    detail::throw_usage(
+        "pulse::spawn called outside a runtime: call it from a pulse task, or use "
+        "runtime::spawn / runtime_handle::spawn from other threads");
+  return detail::spawn_on(w->sched, std::move(t));
+}
+
+}  // namespace pulse

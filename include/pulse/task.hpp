@@ -1,0 +1,174 @@
+// pulse::task<T>: the coroutine type of Pulse.
+#pragma once
+
+#include <coroutine>
+#include <cstddef>
+#include <exception>
+#include <new>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+#include "pulse/detail/config.hpp"
+#include "pulse/detail/frame_allocator.hpp"
+#include "pulse/detail/task_header.hpp"
+#include "pulse/detail/worker.hpp"
+#include "pulse/errors.hpp"
+
+namespace pulse {
+
+template <class T = void>
+class task;
+
+namespace detail {
+
+class promise_base {
+ public:
+  // Every frame gets a task_header in front of it (see task_header.hpp), so
+  // spawning a task never allocates. Frames come from the worker's cache.
+  static void* operator new(std::size_t n) {
+    const std::size_t total = n + frame_prefix;
+    void* block = allocate_frame(total);
+    auto* h = ::new (block) task_header{};
+    h->alloc_size = static_cast<std::uint32_t>(total);
+    return static_cast<char*>(block) + frame_prefix;
+  }
+  static void operator delete(void* frame, std::size_t) noexcept {
+    task_header* h = header_of(frame);
+    if (h->keep_block) return;  // aborted task: its join_handle frees the block
+    deallocate_frame(h, h->alloc_size);
+  }
+
+  std::suspend_always initial_suspend() noexcept { return {}; }
+
+  struct final_awaiter {
+    bool await_ready() const noexcept { return false; }
+    template <class P>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
+      promise_base& p = h.promise();
+      if (p.continuation_) return p.continuation_;  // awaited: resume the awaiter
+      // The root of a spawned task: hand control back to the worker, which
+      // completes the join hand-over.
+      t_worker->outcome = poll_outcome::completed;
+      return std::noop_coroutine();
+    }
+    void await_resume() const noexcept {}
+  };
+  final_awaiter final_suspend() noexcept { return {}; }
+
+  void unhandled_exception() noexcept { exception_ = std::current_exception(); }
+
+  std::coroutine_handle<> continuation_{};
+  std::exception_ptr exception_{};
+};
+
+template <class T>
+class promise final : public promise_base {
+ public:
+  task<T> get_return_object() noexcept;
+
+  template <class U = T>
+    requires std::is_convertible_v<U&&, T>
+  void return_value(U&& v) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
+    value_.emplace(std::forward<U>(v));
+  }
+
+  /// Moves the result out, or rethrows the coroutine's exception.
+  T take_result() {
+    if (exception_) std::rethrow_exception(exception_);
+    return std::move(*value_);
+  }
+
+ private:
+  std::optional<T> value_;
+};
+
+template <>
+class promise<void> final : public promise_base {
+ public:
+  task<void> get_return_object() noexcept;
+  void return_void() noexcept {}
+  void take_result() {
+    if (exception_) std::rethrow_exception(exception_);
+  }
+};
+
+}  // namespace detail
+
+/// A lazily started coroutine producing a T (or nothing, for task<>).
+///
+/// Nothing runs until the task is awaited (`co_await std::move(t)` or
+/// `co_await some_task()`), spawned (pulse::spawn) or passed to
+/// runtime::block_on. Awaiting transfers control symmetrically, so chains of
+/// any depth use no stack; an exception thrown by the coroutine is rethrown
+/// to the awaiter. Move-only; destroying a task that never started destroys
+/// its frame. Not thread-safe: one owner at a time.
+template <class T>
+class [[nodiscard]] task {
+  static_assert(!std::is_reference_v<T>,
+                "pulse::task<T&> is not supported: return a pointer or std::reference_wrapper");
+
+ public:
+  using promise_type = detail::promise<T>;
+  using value_type = T;
+
+  task() noexcept = default;
+  task(task&& o) noexcept : h_(std::exchange(o.h_, {})) {}
+  task& operator=(task&& o) noexcept {
+    if (this != &o) {
+      if (h_) h_.destroy();
+      h_ = std::exchange(o.h_, {});
+    }
+    return *this;
+  }
+  task(const task&) = delete;
+  task& operator=(const task&) = delete;
+  ~task() {
+    if (h_) h_.destroy();
+  }
+
+  /// False for a default-constructed or moved-from task.
+  bool valid() const noexcept { return static_cast<bool>(h_); }
+
+  struct awaiter {
+    std::coroutine_handle<promise_type> h;
+    bool await_ready() const noexcept { return false; }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) noexcept {
+      h.promise().continuation_ = awaiting;
+      return h;
+    }
+    T await_resume() { return h.promise().take_result(); }
+  };
+
+  /// Throws usage_error for an empty task or one that already finished
+  /// (awaited twice).
+  awaiter operator co_await() const& { return checked_awaiter(); }
+  awaiter operator co_await() const&& { return checked_awaiter(); }
+
+  /// Takes ownership of the coroutine (used by spawn).
+  std::coroutine_handle<promise_type> release() noexcept { return std::exchange(h_, {}); }
+
+ private:
+  friend promise_type;
+  awaiter checked_awaiter() const {
+    if (!h_) [[unlikely]]
+      detail::throw_usage("pulse: co_await on an empty (moved-from or spawned) task");
+    if (h_.done()) [[unlikely]]
+      detail::throw_usage("pulse: co_await on a task that already finished (awaited twice)");
+    return awaiter{h_};
+  }
+  explicit task(std::coroutine_handle<promise_type> h) noexcept : h_(h) {}
+  std::coroutine_handle<promise_type> h_{};
+};
+
+namespace detail {
+template <class T>
+task<T> promise<T>::get_return_object() noexcept {
+  return task<T>(std::coroutine_handle<promise<T>>::from_promise(*this));
+}
+inline task<void> promise<void>::get_return_object() noexcept {
+  return task<void>(std::coroutine_handle<promise<void>>::from_promise(*this));
+}
+}  // namespace detail
+
+}  // namespace pulse

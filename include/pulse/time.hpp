@@ -1,0 +1,182 @@
+// Timers: sleep_for, sleep_until, timeout.
+#pragma once
+
+#include <chrono>
+#include <concepts>
+#include <coroutine>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+#include "pulse/detail/timer_heap.hpp"
+#include "pulse/detail/worker.hpp"
+#include "pulse/errors.hpp"
+#include "pulse/join_handle.hpp"
+#include "pulse/spawn.hpp"
+#include "pulse/task.hpp"
+
+namespace pulse {
+
+/// The clock of every Pulse timer.
+using clock = std::chrono::steady_clock;
+
+namespace detail {
+
+inline std::int64_t now_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             clock::now().time_since_epoch())
+      .count();
+}
+
+template <class Rep, class Period>
+std::int64_t deadline_after(std::chrono::duration<Rep, Period> d) noexcept {
+  using namespace std::chrono;
+  const std::int64_t now = now_ns();
+  if (d <= duration<Rep, Period>::zero()) return now;
+  // Saturate instead of overflowing for "forever"-like durations.
+  const auto limit = duration<double, std::nano>(timer_heap::never - now - 1);
+  if (duration<double, std::nano>(d) >= limit) return timer_heap::never - 1;
+  return now + duration_cast<nanoseconds>(d).count();
+}
+
+inline void wake_on_fire(timer_node* n) { wake(n->task); }
+
+}  // namespace detail
+
+/// Awaitable returned by sleep_for / sleep_until. Not copyable or movable:
+/// await it where it is created.
+class sleep_awaiter {
+ public:
+  explicit sleep_awaiter(std::int64_t deadline_ns) noexcept { node_.deadline = deadline_ns; }
+  sleep_awaiter(const sleep_awaiter&) = delete;
+  sleep_awaiter& operator=(const sleep_awaiter&) = delete;
+  ~sleep_awaiter() {
+    // Destroyed before firing (the sleeping task was aborted): disarm.
+    if (node_.heap && !node_.fired.load(std::memory_order_acquire)) node_.heap->cancel(&node_);
+  }
+
+  bool await_ready() const {
+    detail::current_task("pulse: sleep_for / sleep_until awaited outside a pulse task");
+    return node_.deadline <= detail::now_ns();
+  }
+  void await_suspend(std::coroutine_handle<> h) {
+    detail::task_header* me = detail::t_worker->current;
+    me->resume = h;
+    node_.task = me;
+    node_.on_fire = &detail::wake_on_fire;
+    detail::t_worker->timers.insert(&node_);
+  }
+  void await_resume() const noexcept {}
+
+ private:
+  detail::timer_node node_;
+};
+
+/// Suspends the current task for at least `d` (exact to the nanosecond
+/// deadline; late only by how long the worker takes to notice). Zero or
+/// negative durations complete at once. Throws usage_error outside a task.
+template <class Rep, class Period>
+[[nodiscard]] sleep_awaiter sleep_for(std::chrono::duration<Rep, Period> d) {
+  return sleep_awaiter(detail::deadline_after(d));
+}
+
+/// Suspends the current task until `tp` (on pulse::clock, i.e. steady_clock).
+template <class Duration>
+[[nodiscard]] sleep_awaiter sleep_until(std::chrono::time_point<clock, Duration> tp) {
+  using namespace std::chrono;
+  const auto ns = duration_cast<nanoseconds>(tp.time_since_epoch()).count();
+  return sleep_awaiter(ns);
+}
+
+namespace detail {
+
+template <class A>
+concept has_member_co_await = requires(A&& a) { std::forward<A>(a).operator co_await(); };
+template <class A>
+concept has_free_co_await = requires(A&& a) { operator co_await(std::forward<A>(a)); };
+
+template <class A>
+decltype(auto) get_awaiter(A&& a) {
+  if constexpr (has_member_co_await<A>)
+    return std::forward<A>(a).operator co_await();
+  else if constexpr (has_free_co_await<A>)
+    return operator co_await(std::forward<A>(a));
+  else
+    return std::forward<A>(a);
+}
+
+template <class A>
+using await_result_t = decltype(get_awaiter(std::declval<A>()).await_resume());
+
+template <class A>
+task<await_result_t<A>> await_in_task(A aw) {
+  co_return co_await std::move(aw);
+}
+
+// Arms a timer that aborts `inner` at the deadline, then joins `inner`. The
+// awaiting task has a single wake source (the join), so the race between the
+// deadline and the result needs no extra arbitration.
+template <class T>
+class join_until {
+ public:
+  join_until(join_handle<T>& h, std::int64_t deadline) : h_(h) {
+    node_.deadline = deadline;
+    node_.task = h.header();
+    node_.on_fire = [](timer_node* n) { abort_task(n->task); };
+  }
+  join_until(const join_until&) = delete;
+  join_until& operator=(const join_until&) = delete;
+  ~join_until() { disarm(); }
+
+  bool await_ready() noexcept { return false; }
+  bool await_suspend(std::coroutine_handle<> awaiting) {
+    t_worker->timers.insert(&node_);
+    inner_.emplace(h_);
+    if (inner_->await_ready()) return false;
+    return inner_->await_suspend(awaiting);
+  }
+  T await_resume() {
+    disarm();  // before the handle may free the inner task
+    try {
+      return inner_->await_resume();
+    } catch (const task_aborted&) {
+      if (node_.fired.load(std::memory_order_acquire)) throw timed_out();
+      throw;
+    }
+  }
+
+ private:
+  void disarm() noexcept {
+    if (node_.heap && !node_.fired.load(std::memory_order_acquire)) node_.heap->cancel(&node_);
+  }
+  join_handle<T>& h_;
+  timer_node node_;
+  std::optional<typename join_handle<T>::awaiter> inner_;
+};
+
+template <class T>
+task<T> timeout_task(std::int64_t deadline, task<T> inner) {
+  auto h = spawn(std::move(inner));
+  co_return co_await join_until<T>(h, deadline);
+}
+
+}  // namespace detail
+
+/// Awaits `aw` for at most `d`. `aw` runs as a task of its own; when the time
+/// runs out it is aborted (destroyed at its suspension point, its destructors
+/// run) and timed_out is thrown. Exceptions of `aw` propagate unchanged.
+/// `co_await pulse::timeout(10ms, some_task())`.
+template <class Rep, class Period, class Awaitable>
+[[nodiscard]] auto timeout(std::chrono::duration<Rep, Period> d, Awaitable&& aw) {
+  using T = detail::await_result_t<Awaitable>;
+  const std::int64_t deadline = detail::deadline_after(d);
+  if constexpr (std::is_same_v<std::remove_cvref_t<Awaitable>, task<T>>)
+    return detail::timeout_task<T>(deadline, std::forward<Awaitable>(aw));
+  else
+    return detail::timeout_task<T>(
+        deadline, detail::await_in_task<std::remove_cvref_t<Awaitable>>(std::forward<Awaitable>(aw)));
+}
+
+}  // namespace pulse

@@ -1,0 +1,388 @@
+// The worker loop: pick a task, poll it, settle its state; steal or park
+// when there is nothing to do.
+#include "scheduler.hpp"
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <string>
+
+#include "pulse/errors.hpp"
+#include "pulse/task.hpp"
+#include "pulse/time.hpp"
+
+namespace pulse::detail {
+
+// ---------------------------------------------------------------- helpers
+
+void throw_usage(const char* what) { throw usage_error(what); }
+
+namespace {
+
+std::size_t default_worker_count() {
+  if (const char* env = std::getenv("PULSE_WORKER_THREADS"); env && *env) {
+    char* end = nullptr;
+    errno = 0;
+    const long v = std::strtol(env, &end, 10);
+    if (errno != 0 || *end != '\0' || v < 1 || v > 4096)
+      throw usage_error(std::string("pulse: PULSE_WORKER_THREADS must be an integer in [1, 4096], got \"") +
+                        env + "\"");
+    return static_cast<std::size_t>(v);
+  }
+  const unsigned hc = std::thread::hardware_concurrency();
+  return hc ? hc : 1;
+}
+
+PULSE_COLD void report_detached_exception(task_header* t) noexcept {
+  try {
+    std::rethrow_exception(t->promise->exception_);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "pulse: a detached task ended with an exception: %s\n", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "pulse: a detached task ended with a non-standard exception\n");
+  }
+}
+
+constexpr std::uint32_t unparked_one = 1u << idle_unparked_shift;
+
+}  // namespace
+
+// ------------------------------------------------------------- completion
+
+void complete_task(task_header* t) {
+  t->run_state.store(run::done, std::memory_order_release);
+  const std::uint32_t old = t->join_state.fetch_or(join::complete, std::memory_order_acq_rel);
+  // From here on the join_handle may free `t`, unless it must first wait for
+  // wake_done below.
+  if (old & join::waiter) {
+    task_header* w = t->waiter;
+    wake(w);
+    t->wake_done.store(true, std::memory_order_release);
+  }
+  if (!(old & join::interest)) {
+    if (!t->aborted && t->promise->exception_) [[unlikely]]
+      report_detached_exception(t);
+    free_task(t);
+  }
+}
+
+void cancel_task(task_header* t) {
+  t->keep_block = true;  // the frame goes now; the block lives until the handle lets go
+  t->aborted = true;
+  t->root.destroy();
+  complete_task(t);
+}
+
+// ------------------------------------------------------------ out-of-line API
+
+void schedule_remote(scheduler* s, task_header* first, task_header* last, std::uint32_t n) {
+  s->push_remote(first, last, n);
+}
+
+void notify_parked(scheduler* s) { s->notify_parked(); }
+
+bool submit_remote(scheduler* s, task_header* h) {
+  if (!s->accepting()) return false;
+  h->next = nullptr;
+  s->push_remote(h, h, 1);
+  return true;
+}
+
+std::shared_ptr<scheduler> make_scheduler(const runtime_config& cfg) {
+  auto s = std::make_shared<scheduler>(cfg);
+  s->start(cfg.thread_name);
+  return s;
+}
+
+void shutdown_scheduler(scheduler* s) { s->shutdown(); }
+
+std::size_t scheduler_workers(const scheduler* s) noexcept { return s->size(); }
+
+// ---------------------------------------------------------------- scheduler
+
+scheduler::scheduler(const runtime_config& cfg) {
+  const std::size_t n = cfg.worker_threads ? cfg.worker_threads : default_worker_count();
+  if (n > 0xfffe) throw usage_error("pulse: too many worker threads (at most 65534)");
+  workers_.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    auto w = std::make_unique<worker_slot>();
+    w->index = static_cast<std::uint32_t>(i);
+    w->sched = this;
+    w->idle_state = &idle_state_;
+    w->notify_below = static_cast<std::uint32_t>(n);
+    w->rng = 0x9e3779b97f4a7c15ull * (i + 1);
+    w->drv = make_futex_driver();
+    workers_.push_back(std::move(w));
+  }
+  idle_state_.store(static_cast<std::uint32_t>(n) << idle_unparked_shift);
+  sleepers_.reserve(n);
+}
+
+scheduler::~scheduler() { shutdown(); }
+
+void scheduler::start(const std::string& thread_name) {
+  for (auto& wp : workers_) {
+    worker_slot* w = wp.get();
+    try {
+      w->thread = std::thread([this, w] { run(*w); });
+    } catch (...) {
+      shutdown();
+      throw;
+    }
+    std::string name = thread_name + "-" + std::to_string(w->index);
+    if (name.size() > 15) name.erase(0, name.size() - 15);
+    pthread_setname_np(w->thread.native_handle(), name.c_str());
+  }
+}
+
+void scheduler::push_remote(task_header* first, task_header* last, std::uint32_t n) {
+  injector_.push_batch(first, last, n);
+  // Pairs with the fence-equivalent RMW in park(): either we see the parking
+  // worker's count, or it sees our push when it rechecks.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  notify_parked();
+}
+
+void scheduler::notify_parked() {
+  std::uint32_t s = idle_state_.load(std::memory_order_seq_cst);
+  if ((s & idle_searching_mask) != 0 || (s >> idle_unparked_shift) >= workers_.size()) return;
+  worker_slot* target = nullptr;
+  {
+    std::lock_guard lock(sleepers_mu_);
+    s = idle_state_.load(std::memory_order_seq_cst);
+    if ((s & idle_searching_mask) != 0 || sleepers_.empty()) return;
+    target = workers_[sleepers_.back()].get();
+    sleepers_.pop_back();
+    target->in_sleepers = false;
+    // It wakes up as a searcher.
+    idle_state_.fetch_add(unparked_one + 1, std::memory_order_seq_cst);
+  }
+  target->drv->unpark();
+}
+
+bool scheduler::transition_to_searching(worker_slot& w) noexcept {
+  if (w.searching) return true;
+  // At most half the workers search at once, so idle workers do not all
+  // hammer the same victims.
+  std::uint32_t s = idle_state_.load(std::memory_order_relaxed);
+  if (2 * (s & idle_searching_mask) >= workers_.size()) return false;
+  idle_state_.fetch_add(1, std::memory_order_seq_cst);
+  w.searching = true;
+  return true;
+}
+
+void scheduler::transition_from_searching(worker_slot& w) {
+  if (!w.searching) return;
+  w.searching = false;
+  const std::uint32_t prev = idle_state_.fetch_sub(1, std::memory_order_seq_cst);
+  // The last searcher found work: there may be more, so wake a helper.
+  if ((prev & idle_searching_mask) == 1) notify_parked();
+}
+
+bool scheduler::work_pending() const noexcept {
+  if (!injector_.empty()) return true;
+  for (const auto& w : workers_)
+    if (!w->queue.empty()) return true;
+  return false;
+}
+
+bool scheduler::fire_timers(worker_slot& w) {
+  if (w.timers.earliest() == timer_heap::never) return false;
+  const std::int64_t now = now_ns();
+  if (w.timers.earliest() > now) return false;
+  return w.timers.fire_due(now) != 0;
+}
+
+task_header* scheduler::pop_injector_batch(worker_slot& w) {
+  if (injector_.empty()) return nullptr;
+  const auto n_workers = static_cast<std::uint32_t>(workers_.size());
+  const std::uint32_t want =
+      std::min(injector_.size() / n_workers + 1, local_queue<task_header>::capacity / 2);
+  std::uint32_t got = 0;
+  task_header* first = injector_.pop_batch(want, got);
+  if (!first) return nullptr;
+  for (task_header* t = first->next; t;) {
+    task_header* next = t->next;
+    push_local(&w, t);
+    t = next;
+  }
+  return first;
+}
+
+task_header* scheduler::next_task(worker_slot& w) {
+  if (++w.tick % global_interval == 0) {
+    // Fairness: timers and the global queue get a turn even when the local
+    // queue never runs dry.
+    fire_timers(w);
+    if (task_header* t = injector_.pop()) return t;
+  }
+  if (w.lifo) {
+    if (w.lifo_polls < max_lifo_polls) {
+      ++w.lifo_polls;
+      return std::exchange(w.lifo, nullptr);
+    }
+    push_local(&w, std::exchange(w.lifo, nullptr));
+  }
+  w.lifo_polls = 0;
+  if (task_header* t = w.queue.pop()) return t;
+  return pop_injector_batch(w);
+}
+
+task_header* scheduler::search(worker_slot& w) {
+  const auto n = static_cast<std::uint32_t>(workers_.size());
+  if (n > 1 && transition_to_searching(w)) {
+    w.rng ^= w.rng << 13;
+    w.rng ^= w.rng >> 7;
+    w.rng ^= w.rng << 17;
+    const auto start = static_cast<std::uint32_t>(w.rng % n);
+    for (std::uint32_t i = 0; i < n; ++i) {
+      const std::uint32_t v = (start + i) % n;
+      if (v == w.index) continue;
+      if (task_header* t = workers_[v]->queue.steal_into(w.queue)) return t;
+    }
+  }
+  return pop_injector_batch(w);
+}
+
+void scheduler::poll(worker_slot& w, task_header* t) {
+  if (t->run_state.load(std::memory_order_acquire) & run::cancel) [[unlikely]] {
+    cancel_task(t);
+    return;
+  }
+  w.current = t;
+  w.outcome = poll_outcome::suspended;
+  // ---- before_poll: the preemption hooks (budget reset, poll stamp) go here.
+  t->resume.resume();
+  // ---- after_poll: the preemption hooks (elapsed time, tier) go here.
+  w.current = nullptr;
+  switch (w.outcome) {
+    case poll_outcome::completed:
+      complete_task(t);
+      return;
+    case poll_outcome::yielded:
+      push_local(&w, t);
+      return;
+    case poll_outcome::suspended: {
+      std::uint32_t s = run::scheduled;
+      if (t->run_state.compare_exchange_strong(s, run::idle, std::memory_order_acq_rel,
+                                               std::memory_order_acquire)) [[likely]]
+        return;
+      if (s & run::cancel) {
+        cancel_task(t);
+        return;
+      }
+      // Woken during its own poll: poll it again, after what is queued.
+      t->run_state.fetch_and(~run::notified, std::memory_order_acq_rel);
+      push_local(&w, t);
+      return;
+    }
+  }
+}
+
+void scheduler::park(worker_slot& w) {
+  {
+    std::lock_guard lock(sleepers_mu_);
+    std::uint32_t dec = unparked_one;
+    if (w.searching) dec += 1;
+    w.searching = false;
+    idle_state_.fetch_sub(dec, std::memory_order_seq_cst);
+    sleepers_.push_back(w.index);
+    w.in_sleepers = true;
+  }
+  // Work pushed while we were announcing ourselves idle: make sure someone
+  // (possibly us) takes it.
+  if (work_pending()) notify_parked();
+
+  for (;;) {
+    if (shutdown_.load(std::memory_order_acquire)) break;
+    const std::int64_t deadline = w.timers.earliest();
+    std::int64_t timeout = -1;
+    if (deadline != timer_heap::never) {
+      timeout = deadline - now_ns();
+      if (timeout <= 0) break;
+    }
+    w.drv->park(timeout);
+    std::lock_guard lock(sleepers_mu_);
+    if (!w.in_sleepers) {
+      w.searching = true;  // notify_parked counted us as unparked and searching
+      return;
+    }
+    if (shutdown_.load(std::memory_order_acquire)) break;
+    if (w.timers.earliest() <= now_ns()) break;
+  }
+  std::lock_guard lock(sleepers_mu_);
+  if (w.in_sleepers) {
+    sleepers_.erase(std::find(sleepers_.begin(), sleepers_.end(), w.index));
+    w.in_sleepers = false;
+    idle_state_.fetch_add(unparked_one, std::memory_order_seq_cst);
+  } else {
+    w.searching = true;
+  }
+}
+
+void scheduler::run(worker_slot& w) {
+  t_worker = &w;
+  t_frame_cache = &w.cache;
+  while (!shutdown_.load(std::memory_order_relaxed)) {
+    task_header* t = next_task(w);
+    if (!t) {
+      if (fire_timers(w)) continue;
+      t = search(w);
+      if (!t) {
+        park(w);
+        continue;
+      }
+    }
+    transition_from_searching(w);
+    poll(w, t);
+  }
+  t_frame_cache = nullptr;
+  t_worker = nullptr;
+}
+
+void scheduler::shutdown() {
+  std::lock_guard lock(shutdown_mu_);
+  if (joined_) return;
+  if (t_worker && t_worker->sched == this)
+    throw usage_error("pulse: runtime shut down from one of its own worker threads");
+  accepting_.store(false, std::memory_order_release);
+  shutdown_.store(true, std::memory_order_release);
+  for (auto& w : workers_) w->drv->unpark();
+  for (auto& w : workers_)
+    if (w->thread.joinable()) w->thread.join();
+  joined_ = true;
+  drain();
+}
+
+// Destroys every task left: queued ones directly, sleeping ones by firing
+// their timers (which queues them), and whatever their destruction wakes,
+// until nothing is left.
+void scheduler::drain() {
+  for (;;) {
+    bool any = false;
+    for (auto& w : workers_) {
+      if (task_header* t = std::exchange(w->lifo, nullptr)) {
+        cancel_task(t);
+        any = true;
+      }
+      while (task_header* t = w->queue.pop()) {
+        cancel_task(t);
+        any = true;
+      }
+    }
+    while (task_header* t = injector_.pop()) {
+      cancel_task(t);
+      any = true;
+    }
+    for (auto& w : workers_)
+      if (w->timers.fire_all()) any = true;
+    if (!any) break;
+  }
+  for (auto& w : workers_) w->cache.release_all();
+}
+
+}  // namespace pulse::detail
