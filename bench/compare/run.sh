@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# Side-by-side comparison of Pulse with Tokio and Go: the one command.
+#
+#   bench/compare/run.sh [--runtimes pulse,tokio,go] [--reps N] [--quick]
+#                        [--workers N] [--workloads w1,w2,...] [--no-install]
+#
+# Installs what is missing (as root, via apt-get), builds the three programs,
+# runs every workload --reps times with the runtime order rotating per
+# repetition, prints a table of medians and writes results/results.json and
+# results/compare.png next to this script. The workloads and the programs'
+# protocol are specified in WORKLOADS.md.
+#
+# A requested runtime that fails to build or to run (crash, timeout, ok:false)
+# is an error: the script stops with a non-zero exit code. A runtime appears
+# as "—" in the table only when it was left out with --runtimes.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+
+ALL_RUNTIMES="pulse,tokio,go"
+ALL_WORKLOADS="spawn_many_remote_idle,spawn_many_local,yield_many,ping_pong,chained_spawn,skynet,fib,starve_none,starve_A,starve_B,starve_C"
+
+runtimes="$ALL_RUNTIMES"
+workloads="$ALL_WORKLOADS"
+reps=""
+quick=0
+workers=2
+install=1
+run_timeout=600 # seconds per program run
+
+usage() {
+    sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    cat <<EOF
+Options:
+  --runtimes LIST   comma-separated subset of: $ALL_RUNTIMES (default: all)
+  --reps N          repetitions per workload and runtime (default 5)
+  --quick           3 repetitions and a 500 ms starve duration (default 2000 ms)
+  --workers N       worker threads for every runtime (default 2)
+  --workloads LIST  comma-separated subset of the workloads (default: all)
+  --no-install      never call apt-get
+EOF
+}
+
+die() {
+    echo "run.sh: error: $*" >&2
+    exit 1
+}
+
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+    --runtimes) runtimes="${2:?--runtimes needs a value}"; shift 2 ;;
+    --runtimes=*) runtimes="${1#*=}"; shift ;;
+    --reps) reps="${2:?--reps needs a value}"; shift 2 ;;
+    --reps=*) reps="${1#*=}"; shift ;;
+    --quick) quick=1; shift ;;
+    --workers) workers="${2:?--workers needs a value}"; shift 2 ;;
+    --workers=*) workers="${1#*=}"; shift ;;
+    --workloads) workloads="${2:?--workloads needs a value}"; shift 2 ;;
+    --workloads=*) workloads="${1#*=}"; shift ;;
+    --no-install) install=0; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage >&2; die "unknown argument: $1" ;;
+    esac
+done
+
+if [[ -z "$reps" ]]; then
+    if ((quick)); then reps=3; else reps=5; fi
+fi
+[[ "$reps" =~ ^[1-9][0-9]*$ ]] || die "--reps must be a positive integer"
+[[ "$workers" =~ ^[1-9][0-9]*$ ]] || die "--workers must be a positive integer"
+if ((quick)); then duration_ms=500; else duration_ms=2000; fi
+
+# Validate and order the runtime list (order of the first repetition: pulse, tokio, go).
+IFS=, read -r -a req <<<"$runtimes"
+rt_list=()
+for r in pulse tokio go; do
+    for q in "${req[@]}"; do
+        if [[ "$q" == "$r" ]]; then rt_list+=("$r"); break; fi
+    done
+done
+for q in "${req[@]}"; do
+    [[ ",$ALL_RUNTIMES," == *",$q,"* ]] || die "unknown runtime '$q' (known: $ALL_RUNTIMES)"
+done
+((${#rt_list[@]} > 0)) || die "no runtime selected"
+IFS=, read -r -a wl_list <<<"$workloads"
+for w in "${wl_list[@]}"; do
+    [[ ",$ALL_WORKLOADS," == *",$w,"* ]] || die "unknown workload '$w'"
+done
+wants() { [[ " ${rt_list[*]} " == *" $1 "* ]]; }
+
+# Toolchains installed in the user's home (rustup) come first if present.
+[[ -d "$HOME/.cargo/bin" ]] && PATH="$HOME/.cargo/bin:$PATH"
+export PATH
+
+# ---------------------------------------------------------------------------
+# (a) install what is missing
+
+have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
+missing=()
+command -v python3 >/dev/null || missing+=(python3)
+have_pkg gnuplot-nox || command -v gnuplot >/dev/null || missing+=(gnuplot-nox)
+if wants tokio; then
+    have_pkg librust-tokio-dev || missing+=(librust-tokio-dev)
+    command -v cargo >/dev/null || missing+=(cargo)
+fi
+if wants go; then
+    command -v go >/dev/null || missing+=(golang-go)
+fi
+if wants pulse; then
+    command -v cmake >/dev/null || missing+=(cmake)
+    command -v ninja >/dev/null || missing+=(ninja-build)
+    command -v g++ >/dev/null || missing+=(g++)
+fi
+if ((${#missing[@]} > 0)); then
+    if ((install)) && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+        echo "== installing: ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    else
+        die "missing packages: ${missing[*]} (run as root, or install them: apt-get install ${missing[*]})"
+    fi
+fi
+[[ -d /usr/share/cargo/registry/tokio-1.24.2 ]] || ! wants tokio ||
+    echo "run.sh: warning: /usr/share/cargo/registry has no tokio-1.24.2; the build may pick another version" >&2
+
+# ---------------------------------------------------------------------------
+# (b) build
+
+declare -A BIN
+build_tokio() {
+    echo "== building Tokio program (cargo build --release --offline)"
+    (cd "$HERE/tokio" && cargo build --release --offline --target-dir "$HERE/tokio/target") ||
+        die "Tokio program failed to build"
+    BIN[tokio]="$HERE/tokio/target/release/tokio_compare"
+}
+build_go() {
+    echo "== building Go program (go build)"
+    (cd "$HERE/go" && GOFLAGS=-mod=mod GOPROXY=off GO111MODULE=on go build -o go_compare .) ||
+        die "Go program failed to build"
+    BIN[go]="$HERE/go/go_compare"
+}
+build_pulse() {
+    echo "== building Pulse program (cmake --preset release; --target pulse_compare)"
+    (cd "$ROOT" && cmake --preset release && cmake --build --preset release --target pulse_compare) ||
+        die "Pulse program failed to build (target pulse_compare; use --runtimes tokio,go to leave Pulse out)"
+    BIN[pulse]="$ROOT/build/release/bench/compare/pulse_compare"
+    [[ -x "${BIN[pulse]}" ]] || die "Pulse build succeeded but ${BIN[pulse]} does not exist"
+}
+for r in "${rt_list[@]}"; do "build_$r"; done
+
+# ---------------------------------------------------------------------------
+# (c) run, interleaved: each workload runs on every runtime back to back, and
+# the runtime order rotates by one from one repetition to the next.
+
+mkdir -p "$HERE/results"
+work="$(mktemp -d "${TMPDIR:-/tmp}/pulse_compare.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+raw="$work/raw_runs.jsonl"
+: >"$raw"
+
+n_rt=${#rt_list[@]}
+total=$((reps * ${#wl_list[@]} * n_rt))
+count=0
+echo "== running ${#wl_list[@]} workload(s) x ${n_rt} runtime(s) x ${reps} rep(s), ${workers} workers, starve D = ${duration_ms} ms"
+for ((rep = 1; rep <= reps; rep++)); do
+    order=()
+    for ((i = 0; i < n_rt; i++)); do order+=("${rt_list[$(((i + rep - 1) % n_rt))]}"); done
+    for w in "${wl_list[@]}"; do
+        pos=0
+        for r in "${order[@]}"; do
+            count=$((count + 1))
+            errf="$work/stderr.txt"
+            set +e
+            out="$(timeout --kill-after=10 "$run_timeout" "${BIN[$r]}" "$w" --workers "$workers" --duration-ms "$duration_ms" 2>"$errf")"
+            rc=$?
+            set -e
+            if ((rc != 0)); then
+                echo "run.sh: $r $w (rep $rep) failed with exit code $rc$( ((rc == 124)) && echo ' (timeout)')" >&2
+                echo "  stdout: $out" >&2
+                sed 's/^/  stderr: /' "$errf" | tail -n 20 >&2
+                die "a requested runtime failed to run"
+            fi
+            if ! printf '%s\n' "$out" | python3 "$HERE/aggregate.py" validate "$r" "$w" "$workers"; then
+                echo "  stdout: $out" >&2
+                sed 's/^/  stderr: /' "$errf" | tail -n 20 >&2
+                die "a requested runtime produced an invalid result"
+            fi
+            printf '{"rep":%d,"position":%d,"result":%s}\n' "$rep" "$pos" "$out" >>"$raw"
+            printf '  [%3d/%d] rep %d %-6s %-24s %s\n' "$count" "$total" "$rep" "$r" "$w" \
+                "$(printf '%s' "$out" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("%.1f ns/unit" % r["ns_per_unit"] if "lateness_us_p99" not in r else "p99 %.1f us, %d wake-ups, %d hog units" % (r["lateness_us_p99"], r["wakeups"], r["hog_units"]))')"
+            pos=$((pos + 1))
+        done
+    done
+done
+
+# ---------------------------------------------------------------------------
+# (d)-(g) medians, table, results.json, compare.png
+
+echo
+summ=(python3 "$HERE/aggregate.py" summarize --raw "$raw" --out-dir "$HERE/results"
+    --requested "$(IFS=,; echo "${rt_list[*]}")" --workloads "$(IFS=,; echo "${wl_list[*]}")"
+    --workers "$workers" --reps "$reps" --duration-ms "$duration_ms" --repo-root "$ROOT")
+((quick)) && summ+=(--quick)
+"${summ[@]}"
