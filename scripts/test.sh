@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Build and run Pulse's whole test suite, as CI does (.ci/run execs this):
+#
+#   scripts/test.sh              release (also builds benchmarks and examples),
+#                                tsan and asan
+#   scripts/test.sh --all        the same plus clang-release (clang++-16)
+#   scripts/test.sh PRESET...    only these presets (see CMakePresets.json)
+#
+# Options: --no-deps   do not check/install build dependencies (apt-get)
+#          --fresh     delete build/<preset> first
+# For each preset: cmake --preset, cmake --build --preset, ctest --preset.
+# Keeps going after a failure, prints a summary, exits non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+presets=()
+all=0 deps=1 fresh=0
+for arg in "$@"; do
+  case "$arg" in
+    --all) all=1 ;;
+    --no-deps) deps=0 ;;
+    --fresh) fresh=1 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -*) echo "test.sh: unknown option '$arg'" >&2; exit 2 ;;
+    *) presets+=("$arg") ;;
+  esac
+done
+if ((${#presets[@]} == 0)); then
+  presets=(release tsan asan)
+  ((all)) && presets+=(clang-release)
+fi
+
+need_clang=0
+for p in "${presets[@]}"; do [[ "$p" == clang-* ]] && need_clang=1; done
+if ((deps)); then
+  deps_args=()
+  ((need_clang)) && deps_args+=(--clang)
+  scripts/deps.sh "${deps_args[@]}" || { echo "test.sh: installing dependencies failed" >&2; exit 1; }
+fi
+
+# Sanitizer runtimes reserve fixed address ranges; with many ASLR bits
+# (vm.mmap_rnd_bits > 28 on newer kernels) TSan can die at start-up with
+# "unexpected memory mapping". Probe once per sanitizer; if a trivial program
+# fails but runs under `setarch -R` (ASLR off for that process tree), run the
+# preset's build (test discovery runs the binaries) and tests under setarch.
+declare -A wrapper_cache=()
+wrapper_for() {  # prints the command prefix for a preset (may be empty)
+  local preset=$1 san="" cxx=g++-12
+  case "$preset" in
+    *tsan*) san=thread ;;
+    *asan*) san=address ;;
+    *) return 0 ;;
+  esac
+  [[ "$preset" == clang-* ]] && cxx=clang++-16
+  local key="$cxx-$san"
+  if [[ -z "${wrapper_cache[$key]+x}" ]]; then
+    local dir probe wrap=""
+    dir=$(mktemp -d)
+    probe="$dir/probe"
+    if echo 'int main() { return 0; }' | "$cxx" -fsanitize="$san" -x c++ - -o "$probe" 2>/dev/null \
+        && ! "$probe" >/dev/null 2>&1; then
+      if setarch "$(uname -m)" -R "$probe" >/dev/null 2>&1; then
+        wrap="setarch $(uname -m) -R"
+        echo "test.sh: $san sanitizer needs ASLR off here; running $preset under '$wrap'" >&2
+      else
+        echo "test.sh: warning: a trivial -fsanitize=$san program does not run here" >&2
+      fi
+    fi
+    rm -rf "$dir"
+    wrapper_cache[$key]=$wrap
+  fi
+  echo "${wrapper_cache[$key]}"
+}
+
+summary=()
+failed=0
+now() { date +%s; }
+fmt_time() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
+
+step() {  # step <preset> <name> <command...>
+  local preset=$1 name=$2; shift 2
+  local t0 rc
+  t0=$(now)
+  echo
+  echo "==> [$preset] $name: $*"
+  "$@"
+  rc=$?
+  local dt=$(($(now) - t0))
+  if ((rc == 0)); then
+    summary+=("$(printf '%-14s %-10s ok      %s' "$preset" "$name" "$(fmt_time "$dt")")")
+  else
+    summary+=("$(printf '%-14s %-10s FAILED  %s (exit %d)' "$preset" "$name" "$(fmt_time "$dt")" "$rc")")
+    failed=1
+  fi
+  return $rc
+}
+
+t_start=$(now)
+for preset in "${presets[@]}"; do
+  ((fresh)) && rm -rf "build/$preset"
+  read -r -a wrap <<<"$(wrapper_for "$preset")"
+  step "$preset" configure cmake --preset "$preset" \
+    && step "$preset" build "${wrap[@]}" cmake --build --preset "$preset" \
+    && step "$preset" test "${wrap[@]}" ctest --preset "$preset"
+done
+total=$(($(now) - t_start))
+
+echo
+echo "==================== test.sh summary ===================="
+printf '%s\n' "${summary[@]}"
+echo "total: $(fmt_time "$total") on $(nproc) CPUs"
+if ((failed)); then
+  echo "RESULT: FAILED"
+  exit 1
+fi
+echo "RESULT: all passed"
