@@ -18,7 +18,7 @@ class frame_cache {
  public:
   static constexpr std::size_t granule = 64;
   static constexpr std::size_t bins = 16;               // frames up to 1 KiB
-  static constexpr std::uint32_t max_per_bin = 1024;    // bounds idle memory
+  static constexpr std::uint32_t max_per_bin = 4096;    // bounds idle memory per size class
 
   frame_cache() = default;
   frame_cache(const frame_cache&) = delete;
