@@ -120,6 +120,9 @@ def machine_info(repo_root):
         "os": sh(". /etc/os-release 2>/dev/null && echo \"$PRETTY_NAME\""),
         "date": datetime.datetime.now(datetime.timezone.utc).astimezone().isoformat(timespec="seconds"),
         "hostname": platform.node(),
+        "loadavg_at_start": os.environ.get("PULSE_COMPARE_LOADAVG_START", ""),
+        "cpu_busy_percent_at_start": os.environ.get("PULSE_COMPARE_CPU_BUSY_START", ""),
+        "loadavg_at_end": sh("cat /proc/loadavg"),
         "git_commit": sh("git -C '%s' rev-parse --short HEAD 2>/dev/null" % repo_root),
         "toolchains": {
             "rustc": sh("rustc --version"),
@@ -225,15 +228,17 @@ def draw_png(path, medians, workloads_tp, workloads_st, present, png_title):
     gp = []
     gp.append("set terminal pngcairo size 1400,1100 noenhanced font 'Sans,10'")
     gp.append("set output %s" % gnuplot_quote(path))
-    gp.append("set multiplot layout 2,1 title %s" % gnuplot_quote(png_title))
+    n_panels = (1 if workloads_tp else 0) + (1 if workloads_st else 0)
+    gp.append("set multiplot layout %d,1 title %s" % (max(n_panels, 1), gnuplot_quote(png_title)))
     gp.append("set style fill solid 0.85 border -1")
     gp.append("set grid ytics")
     gp.append("set key outside right top")
     gp.append("set bmargin 5")
-    gp.append("set xtics nomirror rotate by -20 (%s)" % ", ".join(
+    gp1, gp2 = [], []
+    gp1.append("set xtics nomirror rotate by -20 (%s)" % ", ".join(
         "%s %d" % (gnuplot_quote(w), i) for i, w in enumerate(workloads_tp)))
-    gp.append("set xrange [-0.6:%f]" % (len(workloads_tp) - 0.4))
-    gp.append("set logscale y 2" if have_pulse else "set logscale y 10")
+    gp1.append("set xrange [-0.6:%f]" % (len(workloads_tp) - 0.4))
+    gp1.append("set logscale y 2" if have_pulse else "set logscale y 10")
     lo, hi = (min(finite), max(finite)) if finite else (1.0, 1.0)
     if have_pulse:
         lo, hi = min(lo / 1.5, 0.5), max(hi * 1.5, 2.0)
@@ -241,18 +246,18 @@ def draw_png(path, medians, workloads_tp, workloads_st, present, png_title):
         while t <= 64:
             tics.append('"%gx" %g' % (t, t))
             t *= 2
-        gp.append("set ytics (%s)" % ", ".join(tics))
+        gp1.append("set ytics (%s)" % ", ".join(tics))
     else:
         lo, hi = 1.0, hi * 2
-        gp.append("set ytics auto")
-    gp.append("set yrange [%g:%g]" % (lo, hi))
+        gp1.append("set ytics auto")
+    gp1.append("set yrange [%g:%g]" % (lo, hi))
     if have_pulse:
-        gp.append("set title 'Throughput: speedup of Pulse = peer time / Pulse time (median ns per unit); above 1 = Pulse faster'")
-        gp.append("set ylabel 'speedup (log scale)'")
+        gp1.append("set title 'Throughput: speedup of Pulse = peer time / Pulse time (median ns per unit); above 1 = Pulse faster'")
+        gp1.append("set ylabel 'speedup (log scale)'")
         base = "1"
     else:
-        gp.append("set title 'Throughput: median ns per unit, lower is better (Pulse not run, so no speedups)'")
-        gp.append("set ylabel 'ns per unit (log scale)'")
+        gp1.append("set title 'Throughput: median ns per unit, lower is better (Pulse not run, so no speedups)'")
+        gp1.append("set ylabel 'ns per unit (log scale)'")
         base = "1"
     plots = []
     for j, (name, _) in enumerate(series):
@@ -267,17 +272,16 @@ def draw_png(path, medians, workloads_tp, workloads_st, present, png_title):
         )
     if have_pulse:
         plots.append("1 with lines dt 2 lc rgb 'black' title 'parity'")
-    gp.append("plot " + ", \\\n     ".join(plots))
+    gp1.append("plot " + ", \\\n     ".join(plots))
 
     # Panel 2
-    gp.append("unset logscale y")
-    gp.append("set logscale y 10")
-    gp.append("set title 'Starvation: probe lateness (1 ms sleep loop) next to 4 CPU hogs, median over reps; lower is better'")
-    gp.append("set ylabel 'probe lateness (log scale)'")
-    gp.append("set xtics nomirror rotate by 0 (%s)" % ", ".join(xt) if xt else "set xtics")
-    gp.append("set xrange [-0.6:%f]" % (max(len(xt) + len(workloads_st) - 1, 1) - 0.4))
-    gp.append("set yrange [0.1:*]")
-    gp.append("set ytics ('0.1 us' 0.1, '1 us' 1, '10 us' 10, '100 us' 100, '1 ms' 1e3, '10 ms' 1e4, "
+    gp2.append("set logscale y 10")
+    gp2.append("set title 'Starvation: probe lateness (1 ms sleep loop) next to 4 CPU hogs, median over reps; lower is better'")
+    gp2.append("set ylabel 'probe lateness (log scale)'")
+    gp2.append("set xtics nomirror rotate by 0 (%s)" % ", ".join(xt) if xt else "set xtics")
+    gp2.append("set xrange [-0.6:%f]" % (max(len(xt) + len(workloads_st) - 1, 1) - 0.4))
+    gp2.append("set yrange [0.1:*]")
+    gp2.append("set ytics ('0.1 us' 0.1, '1 us' 1, '10 us' 10, '100 us' 100, '1 ms' 1e3, '10 ms' 1e4, "
               "'100 ms' 1e5, '1 s' 1e6, '10 s' 1e7)")
     plots = []
     bw2 = 0.8 / 4
@@ -289,7 +293,11 @@ def draw_png(path, medians, workloads_tp, workloads_st, present, png_title):
             % (gnuplot_quote(st_dat), off, off - bw2 * 0.45, off + bw2 * 0.45, col, colors[j],
                gnuplot_quote(k.replace("lateness_us_", "")))
         )
-    gp.append("plot " + ", \\\n     ".join(plots))
+    gp2.append("plot " + ", \\\n     ".join(plots))
+    if workloads_tp:
+        gp += gp1
+    if workloads_st:
+        gp += gp2 if not workloads_tp else ["unset logscale y"] + gp2
     gp.append("unset multiplot")
     script = os.path.join(tmp, "compare.gp")
     with open(script, "w") as f:
@@ -406,6 +414,15 @@ def cmd_summarize(args):
             "wake-ups and hog-units rows = Pulse / peer (> 1: Pulse got more done). "
             "Expected wake-ups without hogs: about D / 1 ms (Tokio's ms timer: about D / 2 ms)."
         )
+    try:
+        busy = int(os.environ.get("PULSE_COMPARE_CPU_BUSY_START", "0"))
+        if busy >= 20:
+            out.append(
+                "Warning: other processes kept the CPUs %d%% busy in the second before the runs: "
+                "they compete with the benchmarks, so these numbers are noisy." % busy
+            )
+    except ValueError:
+        pass
     excluded = [NAMES[r] for r in RUNTIMES if r not in requested]
     if excluded:
         out.append("%s: excluded with --runtimes (%s)." % (", ".join(excluded), DASH))

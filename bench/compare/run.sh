@@ -161,6 +161,21 @@ trap 'rm -rf "$work"' EXIT
 raw="$work/raw_runs.jsonl"
 : >"$raw"
 
+# How busy the machine is without us: CPU utilisation over one idle second
+# (recorded in results.json; the summary warns when it is high).
+cpu_busy() {
+    local a b
+    read -r -a a </proc/stat; sleep 1; read -r -a b </proc/stat
+    local busy=0 total=0 i d
+    for i in 1 2 3 4 5 6 7 8; do
+        d=$((b[i] - a[i])); total=$((total + d))
+        ((i == 4 || i == 5)) || busy=$((busy + d)) # idle, iowait
+    done
+    ((total > 0)) && echo $((100 * busy / total)) || echo 0
+}
+PULSE_COMPARE_LOADAVG_START="$(cat /proc/loadavg 2>/dev/null || true)"
+PULSE_COMPARE_CPU_BUSY_START="$(cpu_busy 2>/dev/null || echo "")"
+export PULSE_COMPARE_LOADAVG_START PULSE_COMPARE_CPU_BUSY_START
 n_rt=${#rt_list[@]}
 total=$((reps * ${#wl_list[@]} * n_rt))
 count=0

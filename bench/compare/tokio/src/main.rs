@@ -86,7 +86,11 @@ fn json_str(s: &str) -> String {
 
 fn print_ok(workload: &str, workers: usize, r: &Report) {
     let ns = r.elapsed.as_nanos() as u64;
-    let per = if r.units > 0 { ns as f64 / r.units as f64 } else { 0.0 };
+    let per = if r.units > 0 {
+        ns as f64 / r.units as f64
+    } else {
+        0.0
+    };
     let mut line = format!(
         "{{\"runtime\":\"tokio\",\"workload\":{},\"workers\":{},\"ok\":true,\"elapsed_ns\":{},\"units\":{},\"ns_per_unit\":{:.3},\"check\":{}",
         json_str(workload),
@@ -160,7 +164,12 @@ fn spawn_many_remote_idle(rt: &Runtime) -> Res<Report> {
     let elapsed = start.elapsed();
     let n = joined?;
     expect_eq("joined tasks", n, SPAWN_MANY as u64)?;
-    Ok(Report { elapsed, units: SPAWN_MANY as u64, check: n.to_string(), extra: vec![] })
+    Ok(Report {
+        elapsed,
+        units: SPAWN_MANY as u64,
+        check: n.to_string(),
+        extra: vec![],
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -183,7 +192,12 @@ fn spawn_many_local(rt: &Runtime) -> Res<Report> {
         Ok(rem.load(Ordering::Acquire))
     })?;
     expect_eq("remaining counter", rem, 0)?;
-    Ok(Report { elapsed, units: SPAWN_MANY as u64, check: SPAWN_MANY.to_string(), extra: vec![] })
+    Ok(Report {
+        elapsed,
+        units: SPAWN_MANY as u64,
+        check: SPAWN_MANY.to_string(),
+        extra: vec![],
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -210,7 +224,12 @@ fn yield_many(rt: &Runtime) -> Res<Report> {
     })?;
     let units = (YIELD_TASKS * YIELDS_PER_TASK) as u64;
     expect_eq("total yields", total, units)?;
-    Ok(Report { elapsed, units, check: total.to_string(), extra: vec![] })
+    Ok(Report {
+        elapsed,
+        units,
+        check: total.to_string(),
+        extra: vec![],
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -246,13 +265,22 @@ fn ping_pong(rt: &Runtime) -> Res<Report> {
             });
         }
         done.notified().await;
-        Ok((rem.load(Ordering::Acquire), sum.load(Ordering::Relaxed), bad.load(Ordering::Relaxed)))
+        Ok((
+            rem.load(Ordering::Acquire),
+            sum.load(Ordering::Relaxed),
+            bad.load(Ordering::Relaxed),
+        ))
     })?;
     expect_eq("remaining pairs", rem, 0)?;
     expect_eq("bad replies", bad, 0)?;
     let want = PING_PONG_PAIRS * (PING_PONG_PAIRS + 1) / 2;
     expect_eq("sum of replies", sum, want)?;
-    Ok(Report { elapsed, units: PING_PONG_PAIRS as u64, check: sum.to_string(), extra: vec![] })
+    Ok(Report {
+        elapsed,
+        units: PING_PONG_PAIRS as u64,
+        check: sum.to_string(),
+        extra: vec![],
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -275,7 +303,12 @@ fn chained_spawn(rt: &Runtime) -> Res<Report> {
         rx.await.map_err(|e| e.to_string())
     })?;
     expect_eq("chain length", last, CHAIN_LEN)?;
-    Ok(Report { elapsed, units: CHAIN_LEN as u64, check: last.to_string(), extra: vec![] })
+    Ok(Report {
+        elapsed,
+        units: CHAIN_LEN as u64,
+        check: last.to_string(),
+        extra: vec![],
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -300,10 +333,16 @@ fn skynet(num: u64, size: u64) -> JoinHandle<u64> {
 }
 
 fn skynet_workload(rt: &Runtime) -> Res<Report> {
-    let (sum, elapsed) =
-        run_in_root_task(rt, async { skynet(0, SKYNET_LEAVES).await.map_err(|e| e.to_string()) })?;
+    let (sum, elapsed) = run_in_root_task(rt, async {
+        skynet(0, SKYNET_LEAVES).await.map_err(|e| e.to_string())
+    })?;
     expect_eq("skynet sum", sum, SKYNET_SUM)?;
-    Ok(Report { elapsed, units: SKYNET_LEAVES, check: sum.to_string(), extra: vec![] })
+    Ok(Report {
+        elapsed,
+        units: SKYNET_LEAVES,
+        check: sum.to_string(),
+        extra: vec![],
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -323,7 +362,12 @@ fn fib(n: u32) -> JoinHandle<u64> {
 fn fib_workload(rt: &Runtime) -> Res<Report> {
     let (v, elapsed) = run_in_root_task(rt, async { fib(FIB_N).await.map_err(|e| e.to_string()) })?;
     expect_eq("fib(27)", v, FIB_RESULT)?;
-    Ok(Report { elapsed, units: FIB_TASKS, check: v.to_string(), extra: vec![] })
+    Ok(Report {
+        elapsed,
+        units: FIB_TASKS,
+        check: v.to_string(),
+        extra: vec![],
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -387,7 +431,11 @@ fn hog_task(variant: Hog, seed: u64, deadline: Instant, sem: Arc<Semaphore>) -> 
 }
 
 fn starve(rt: &Runtime, variant: Hog, duration: Duration) -> Res<Report> {
-    expect_eq("work unit self-test", work_unit(WU_SELFTEST_IN), WU_SELFTEST_OUT)?;
+    expect_eq(
+        "work unit self-test",
+        work_unit(WU_SELFTEST_IN),
+        WU_SELFTEST_OUT,
+    )?;
     let ((mut lateness, hogs), elapsed) = run_in_root_task(rt, async move {
         let start = Instant::now();
         let deadline = start + duration;
@@ -413,7 +461,12 @@ fn starve(rt: &Runtime, variant: Hog, duration: Duration) -> Res<Report> {
         if variant != Hog::None {
             let sem = Arc::new(Semaphore::new(STARVE_C_PERMITS));
             for h in 0..STARVE_HOGS {
-                hogs.push(tokio::spawn(hog_task(variant, h as u64 + 1, deadline, sem.clone())));
+                hogs.push(tokio::spawn(hog_task(
+                    variant,
+                    h as u64 + 1,
+                    deadline,
+                    sem.clone(),
+                )));
             }
         }
         let lateness = probe.await.map_err(|e| e.to_string())?;
@@ -440,7 +493,12 @@ fn starve(rt: &Runtime, variant: Hog, duration: Duration) -> Res<Report> {
         ("wakeups", wakeups.to_string()),
         ("hog_units", hog_units.to_string()),
     ];
-    Ok(Report { elapsed, units: wakeups, check: format!("{:016x}", checksum), extra })
+    Ok(Report {
+        elapsed,
+        units: wakeups,
+        check: format!("{:016x}", checksum),
+        extra,
+    })
 }
 
 // ---------------------------------------------------------------------------
