@@ -7,8 +7,9 @@
 // One runtime per benchmark run, built outside the timed loop; one iteration
 // is one whole workload through rt.block_on, its result verified. The
 // argument is the number of workers (2, and 1). Read the `ns_per_task`
-// (`ns_per_yield`, `ns_per_round_trip`, `ns_per_leaf`) counter: wall-clock
-// nanoseconds per unit, real time.
+// (`ns_per_yield`, `ns_per_round_trip`; skynet also `ns_per_leaf`) counter:
+// wall-clock nanoseconds per unit. The Time column is per whole workload
+// (real time); the CPU column is the idle main thread's and means nothing.
 //
 //   bench_runtime --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
@@ -23,33 +24,37 @@ namespace {
 
 void spawn_many_local(benchmark::State& state) {
   auto rt = bench::make_runtime(state);
+  bench::ns_per per(state, "ns_per_task", bench::spawn_many_tasks);
   for (auto _ : state) {
     const std::size_t rem = rt.block_on(bench::spawn_many_local_body());
     if (!bench::verify(state, "remaining counter", rem, 0)) break;
   }
-  bench::report_ns_per(state, "ns_per_task", bench::spawn_many_tasks);
+  per.report();
 }
 
 void spawn_many_remote_idle(benchmark::State& state) {
   auto rt = bench::make_runtime(state);
+  bench::ns_per per(state, "ns_per_task", bench::spawn_many_tasks);
   for (auto _ : state) {
     const std::uint64_t n = bench::spawn_many_remote_idle(rt);
     if (!bench::verify(state, "joined tasks", n, bench::spawn_many_tasks)) break;
   }
-  bench::report_ns_per(state, "ns_per_task", bench::spawn_many_tasks);
+  per.report();
 }
 
 void yield_many(benchmark::State& state) {
   auto rt = bench::make_runtime(state);
+  bench::ns_per per(state, "ns_per_yield", bench::yield_total);
   for (auto _ : state) {
     const std::uint64_t total = rt.block_on(bench::yield_many_body());
     if (!bench::verify(state, "total yields", total, bench::yield_total)) break;
   }
-  bench::report_ns_per(state, "ns_per_yield", bench::yield_total);
+  per.report();
 }
 
 void ping_pong(benchmark::State& state) {
   auto rt = bench::make_runtime(state);
+  bench::ns_per per(state, "ns_per_round_trip", bench::ping_pong_pairs);
   for (auto _ : state) {
     const bench::ping_pong_result r = rt.block_on(bench::ping_pong_body());
     if (!bench::verify(state, "remaining pairs", r.remaining, 0) ||
@@ -58,36 +63,41 @@ void ping_pong(benchmark::State& state) {
       break;
   }
   // One round trip = 2 spawned tasks + 2 oneshot hand-overs.
-  bench::report_ns_per(state, "ns_per_round_trip", bench::ping_pong_pairs);
+  per.report();
 }
 
 void chained_spawn(benchmark::State& state) {
   auto rt = bench::make_runtime(state);
+  bench::ns_per per(state, "ns_per_task", bench::chain_len);
   for (auto _ : state) {
     const std::uint32_t last = rt.block_on(bench::chained_spawn_body());
     if (!bench::verify(state, "chain length", last, bench::chain_len)) break;
   }
-  bench::report_ns_per(state, "ns_per_task", bench::chain_len);
+  per.report();
 }
 
 void skynet(benchmark::State& state) {
   auto rt = bench::make_runtime(state);
+  // Per spawned task (all 1,111,111 nodes), and per leaf (WORKLOADS.md's
+  // unit, as pulse_compare reports it).
+  bench::ns_per per(state, "ns_per_task", bench::skynet_tasks);
+  bench::ns_per per_leaf(state, "ns_per_leaf", bench::skynet_leaves);
   for (auto _ : state) {
     const std::uint64_t sum = rt.block_on(bench::skynet_body());
     if (!bench::verify(state, "skynet sum", sum, bench::skynet_sum)) break;
   }
-  // Per spawned task (1,111,111 nodes); WORKLOADS.md's unit is the leaf:
-  // ns_per_leaf = ns_per_task * 1.111111.
-  bench::report_ns_per(state, "ns_per_task", bench::skynet_tasks);
+  per.report();
+  per_leaf.report();
 }
 
 void fib(benchmark::State& state) {
   auto rt = bench::make_runtime(state);
+  bench::ns_per per(state, "ns_per_task", bench::fib_tasks);
   for (auto _ : state) {
     const std::uint64_t v = rt.block_on(bench::fib_body());
     if (!bench::verify(state, "fib(27)", v, bench::fib_result)) break;
   }
-  bench::report_ns_per(state, "ns_per_task", bench::fib_tasks);
+  per.report();
 }
 
 void workers_2_and_1(benchmark::internal::Benchmark* b) {

@@ -60,21 +60,23 @@ struct with_sleepers {
 
 void yield_many_with_pending_timers(benchmark::State& state) {
   with_sleepers env(state);
+  bench::ns_per per(state, "ns_per_yield", bench::yield_total);
   for (auto _ : state) {
     const std::uint64_t total = env.rt.block_on(bench::yield_many_body());
     if (!bench::verify(state, "total yields", total, bench::yield_total)) break;
   }
-  bench::report_ns_per(state, "ns_per_yield", bench::yield_total);
+  per.report();
   env.shutdown(state);
 }
 
 void spawn_many_local_with_pending_timers(benchmark::State& state) {
   with_sleepers env(state);
+  bench::ns_per per(state, "ns_per_task", bench::spawn_many_tasks);
   for (auto _ : state) {
     const std::size_t rem = env.rt.block_on(bench::spawn_many_local_body());
     if (!bench::verify(state, "remaining counter", rem, 0)) break;
   }
-  bench::report_ns_per(state, "ns_per_task", bench::spawn_many_tasks);
+  per.report();
   env.shutdown(state);
 }
 
@@ -99,11 +101,12 @@ pulse::task<std::uint64_t> sleep_throughput_body(std::chrono::microseconds d) {
 void sleep_throughput(benchmark::State& state) {
   auto rt = pulse::runtime::builder().worker_threads(2).build();
   const std::chrono::microseconds d(state.range(0));
+  bench::ns_per per(state, "ns_per_sleep", sleep_tasks * sleeps_per_task);
   for (auto _ : state) {
     const std::uint64_t total = rt.block_on(sleep_throughput_body(d));
     if (!bench::verify(state, "sleeps", total, sleep_tasks * sleeps_per_task)) break;
   }
-  bench::report_ns_per(state, "ns_per_sleep", sleep_tasks * sleeps_per_task);
+  per.report();
 }
 
 }  // namespace
