@@ -53,8 +53,10 @@ class sleep_awaiter {
   sleep_awaiter(const sleep_awaiter&) = delete;
   sleep_awaiter& operator=(const sleep_awaiter&) = delete;
   ~sleep_awaiter() {
-    // Destroyed before firing (the sleeping task was aborted): disarm.
-    if (node_.heap && !node_.fired.load(std::memory_order_acquire)) node_.heap->cancel(&node_);
+    // Destroyed without being resumed (the sleeping task was aborted): take
+    // the heap's lock even if the timer fired, so that a concurrent fire has
+    // finished waking us before our frame goes away.
+    if (node_.heap && !resumed_) node_.heap->cancel(&node_);
   }
 
   bool await_ready() const {
@@ -68,10 +70,11 @@ class sleep_awaiter {
     node_.on_fire = &detail::wake_on_fire;
     detail::t_worker->timers.insert(&node_);
   }
-  void await_resume() const noexcept {}
+  void await_resume() noexcept { resumed_ = true; }
 
  private:
   detail::timer_node node_;
+  bool resumed_ = false;
 };
 
 /// Suspends the current task for at least `d` (exact to the nanosecond
@@ -148,8 +151,13 @@ class join_until {
   }
 
  private:
+  // Always under the heap's lock: a fire in progress may be aborting the
+  // inner task, which must not be freed before it returns.
   void disarm() noexcept {
-    if (node_.heap && !node_.fired.load(std::memory_order_acquire)) node_.heap->cancel(&node_);
+    if (node_.heap) {
+      node_.heap->cancel(&node_);
+      node_.heap = nullptr;
+    }
   }
   join_handle<T>& h_;
   timer_node node_;
