@@ -213,8 +213,9 @@ task_header* scheduler::pop_injector_batch(worker_slot& w) {
   return first;
 }
 
-task_header* scheduler::next_task(worker_slot& w) {
-  if (++w.tick % global_interval == 0) {
+PULSE_ALWAYS_INLINE task_header* scheduler::next_task(worker_slot& w) {
+  if (--w.until_global == 0) [[unlikely]] {
+    w.until_global = global_queue_interval;
     // Fairness: timers and the global queue get a turn even when the local
     // queue never runs dry.
     fire_timers(w);
@@ -248,7 +249,7 @@ task_header* scheduler::search(worker_slot& w) {
   return pop_injector_batch(w);
 }
 
-void scheduler::poll(worker_slot& w, task_header* t) {
+PULSE_ALWAYS_INLINE void scheduler::poll(worker_slot& w, task_header* t) {
   if (t->run_state.load(std::memory_order_acquire) & run::cancel) [[unlikely]] {
     cancel_task(t);
     return;

@@ -16,11 +16,15 @@
 
 namespace pulse::detail {
 
+// Fairness: a worker looks at the injector (and its timers) at least once
+// every this many polls, even when its local queue never runs dry.
+inline constexpr std::uint32_t global_queue_interval = 61;
+
 /// A worker slot: the inline-visible part (worker) plus what only the loop
 /// and the parking protocol touch.
 struct worker_slot : worker {
   std::uint32_t index = 0;
-  std::uint32_t tick = 0;
+  std::uint32_t until_global = global_queue_interval;  // polls before the injector's turn
   std::uint32_t lifo_polls = 0;  // consecutive polls from the LIFO slot
   std::uint64_t rng = 0;         // xorshift state for victim order
   bool searching = false;        // counted in idle_state's searching field
@@ -32,8 +36,6 @@ struct worker_slot : worker {
 
 class scheduler {
  public:
-  // Fairness: look at the injector (and timers) at least this often.
-  static constexpr std::uint32_t global_interval = 61;
   // A task woken by the running task runs next at most this many times in a
   // row, so two tasks waking each other cannot starve the queue (Tokio #5712).
   static constexpr std::uint32_t max_lifo_polls = 3;
