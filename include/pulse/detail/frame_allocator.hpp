@@ -12,6 +12,12 @@
 
 #include "pulse/detail/config.hpp"
 
+// Set PULSE_FRAME_CACHE=0 to allocate frames with plain operator new (for
+// measuring the cache against the general-purpose allocator).
+#ifndef PULSE_FRAME_CACHE
+#define PULSE_FRAME_CACHE 1
+#endif
+
 namespace pulse::detail {
 
 class frame_cache {
@@ -79,6 +85,7 @@ class frame_cache {
 inline constinit thread_local frame_cache* t_frame_cache = nullptr;
 
 PULSE_ALWAYS_INLINE void* allocate_frame(std::size_t n) {
+  if (!PULSE_FRAME_CACHE) return ::operator new(n);
   if (frame_cache* c = t_frame_cache) [[likely]]
     return c->allocate(n);
   // Round like the cache does so a block may later be recycled by a worker.
@@ -87,6 +94,10 @@ PULSE_ALWAYS_INLINE void* allocate_frame(std::size_t n) {
 }
 
 PULSE_ALWAYS_INLINE void deallocate_frame(void* p, std::size_t n) noexcept {
+  if (!PULSE_FRAME_CACHE) {
+    ::operator delete(p);
+    return;
+  }
   if (frame_cache* c = t_frame_cache) [[likely]] {
     c->deallocate(p, n);
     return;
