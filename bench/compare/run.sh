@@ -27,7 +27,7 @@ reps=""
 quick=0
 workers=2
 install=1
-run_timeout=600 # seconds per program run
+run_timeout="${PULSE_COMPARE_TIMEOUT:-600}" # seconds per program run
 
 usage() {
     sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
@@ -39,6 +39,7 @@ Options:
   --workers N       worker threads for every runtime (default 2)
   --workloads LIST  comma-separated subset of the workloads (default: all)
   --no-install      never call apt-get
+Environment: PULSE_COMPARE_TIMEOUT=SECONDS per program run (default 600).
 EOF
 }
 
