@@ -91,6 +91,7 @@ done
 wants() { [[ " ${rt_list[*]} " == *" $1 "* ]]; }
 
 # Toolchains installed in the user's home (rustup) come first if present.
+export HOME="${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}"
 [[ -d "$HOME/.cargo/bin" ]] && PATH="$HOME/.cargo/bin:$PATH"
 export PATH
 
