@@ -346,7 +346,7 @@ namespace {
 template <class D>
 task<int> timeout_over_sleep_awaitable(D inner, D limit) {
   int outcome = 0;
-  if constexpr (std::is_move_constructible_v<pulse::sleep_awaiter>) {
+  if constexpr (std::is_move_constructible_v<pulse::sleep_awaitable>) {
     try {
       co_await pulse::timeout(limit, pulse::sleep_for(inner));
       outcome = 1;
@@ -368,7 +368,7 @@ task<int> timeout_over_sleep_awaitable(D inner, D limit) {
 TEST_CASE("timeout works with a sleep awaitable as the inner operation", "[time][timeout][sleep][known-bug]") {
   auto rt = make_runtime(2);
   const int in_time = rt.block_on(timeout_over_sleep_awaitable<std::chrono::milliseconds>(1ms, 10s));
-  if (in_time == -1) FAIL("pulse::timeout cannot take a sleep awaitable (sleep_awaiter is not movable)");
+  if (in_time == -1) FAIL("pulse::timeout cannot take a sleep awaitable (sleep_awaitable is not movable)");
   CHECK(in_time == 1);
   CHECK(rt.block_on(timeout_over_sleep_awaitable<std::chrono::milliseconds>(
             std::chrono::hours(1), 5ms)) == 2);

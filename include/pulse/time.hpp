@@ -45,52 +45,69 @@ inline void wake_on_fire(timer_node* n) { wake(n->task); }
 
 }  // namespace detail
 
-/// Awaitable returned by sleep_for / sleep_until. Not copyable or movable:
-/// await it where it is created.
-class sleep_awaiter {
+/// What sleep_for / sleep_until return: a deadline to await. Movable, so it
+/// can be stored or handed to pulse::timeout; `co_await` arms the timer.
+class [[nodiscard]] sleep_awaitable {
  public:
-  explicit sleep_awaiter(std::int64_t deadline_ns) noexcept { node_.deadline = deadline_ns; }
-  sleep_awaiter(const sleep_awaiter&) = delete;
-  sleep_awaiter& operator=(const sleep_awaiter&) = delete;
-  ~sleep_awaiter() {
-    // Destroyed without being resumed (the sleeping task was aborted): take
-    // the heap's lock even if the timer fired, so that a concurrent fire has
-    // finished waking us before our frame goes away.
-    if (node_.heap && !resumed_) node_.heap->cancel(&node_);
-  }
+  explicit sleep_awaitable(std::int64_t deadline_ns) noexcept : deadline_(deadline_ns) {}
 
-  bool await_ready() const {
-    detail::current_task("pulse: sleep_for / sleep_until awaited outside a pulse task");
-    return node_.deadline <= detail::now_ns();
+  /// The awaiter: arms the timer on the current worker. Not movable: it is
+  /// linked into the worker's timer heap while the task sleeps.
+  class awaiter {
+   public:
+    explicit awaiter(std::int64_t deadline_ns) noexcept { node_.deadline = deadline_ns; }
+    awaiter(const awaiter&) = delete;
+    awaiter& operator=(const awaiter&) = delete;
+    ~awaiter() {
+      // Destroyed without being resumed (the sleeping task was aborted): take
+      // the heap's lock even if the timer fired, so that a concurrent fire
+      // has finished waking us before our frame goes away.
+      if (node_.heap && !resumed_) node_.heap->cancel(&node_);
+    }
+
+    bool await_ready() const {
+      detail::current_task("pulse: sleep_for / sleep_until awaited outside a pulse task");
+      return node_.deadline <= detail::now_ns();
+    }
+    void await_suspend(std::coroutine_handle<> h) {
+      detail::task_header* me = detail::t_worker->current;
+      me->resume = h;
+      node_.task = me;
+      node_.on_fire = &detail::wake_on_fire;
+      detail::t_worker->timers.insert(&node_);
+    }
+    void await_resume() noexcept { resumed_ = true; }
+
+   private:
+    detail::timer_node node_;
+    bool resumed_ = false;
+  };
+
+  awaiter operator co_await() const noexcept { return awaiter(deadline_); }
+
+  /// The deadline, on pulse::clock.
+  clock::time_point deadline() const noexcept {
+    return clock::time_point(std::chrono::duration_cast<clock::duration>(std::chrono::nanoseconds(deadline_)));
   }
-  void await_suspend(std::coroutine_handle<> h) {
-    detail::task_header* me = detail::t_worker->current;
-    me->resume = h;
-    node_.task = me;
-    node_.on_fire = &detail::wake_on_fire;
-    detail::t_worker->timers.insert(&node_);
-  }
-  void await_resume() noexcept { resumed_ = true; }
 
  private:
-  detail::timer_node node_;
-  bool resumed_ = false;
+  std::int64_t deadline_;
 };
 
 /// Suspends the current task for at least `d` (exact to the nanosecond
 /// deadline; late only by how long the worker takes to notice). Zero or
-/// negative durations complete at once. Throws usage_error outside a task.
+/// negative durations complete at once. Awaiting it outside a Pulse task
+/// throws usage_error.
 template <class Rep, class Period>
-[[nodiscard]] sleep_awaiter sleep_for(std::chrono::duration<Rep, Period> d) {
-  return sleep_awaiter(detail::deadline_after(d));
+sleep_awaitable sleep_for(std::chrono::duration<Rep, Period> d) {
+  return sleep_awaitable(detail::deadline_after(d));
 }
 
 /// Suspends the current task until `tp` (on pulse::clock, i.e. steady_clock).
 template <class Duration>
-[[nodiscard]] sleep_awaiter sleep_until(std::chrono::time_point<clock, Duration> tp) {
+sleep_awaitable sleep_until(std::chrono::time_point<clock, Duration> tp) {
   using namespace std::chrono;
-  const auto ns = duration_cast<nanoseconds>(tp.time_since_epoch()).count();
-  return sleep_awaiter(ns);
+  return sleep_awaitable(duration_cast<nanoseconds>(tp.time_since_epoch()).count());
 }
 
 namespace detail {
@@ -131,7 +148,12 @@ class join_until {
   }
   join_until(const join_until&) = delete;
   join_until& operator=(const join_until&) = delete;
-  ~join_until() { disarm(); }
+  ~join_until() {
+    disarm();
+    // The task awaiting the timeout was itself cancelled (say, by an outer
+    // timeout): cancel the operation too rather than leave it detached.
+    if (!resumed_) h_.abort();
+  }
 
   bool await_ready() noexcept { return false; }
   bool await_suspend(std::coroutine_handle<> awaiting) {
@@ -141,6 +163,7 @@ class join_until {
     return inner_->await_suspend(awaiting);
   }
   T await_resume() {
+    resumed_ = true;
     disarm();  // before the handle may free the inner task
     try {
       return inner_->await_resume();
@@ -161,6 +184,7 @@ class join_until {
   }
   join_handle<T>& h_;
   timer_node node_;
+  bool resumed_ = false;
   std::optional<typename join_handle<T>::awaiter> inner_;
 };
 
