@@ -341,37 +341,35 @@ TEST_CASE("timeout works with a sleeping task as the inner operation", "[time][t
       pulse::timed_out);
 }
 
-namespace {
-// Dependent on D so that the body is only instantiated when the branch is taken.
-template <class D>
-task<int> timeout_over_sleep_awaitable(D inner, D limit) {
-  int outcome = 0;
-  if constexpr (std::is_move_constructible_v<pulse::sleep_awaitable>) {
-    try {
-      co_await pulse::timeout(limit, pulse::sleep_for(inner));
-      outcome = 1;
-    } catch (const pulse::timed_out&) {
-      outcome = 2;
-    }
-  } else {
-    outcome = -1;
-  }
-  co_return outcome;
-}
-}  // namespace
-
-// KNOWN BUG (reported): pulse::timeout(d, pulse::sleep_for(x)) does not compile:
-// timeout() moves a non-task awaitable into detail::await_in_task (time.hpp,
-// `detail::await_in_task<...>(std::forward<Awaitable>(aw))`), but sleep_awaiter
-// is neither copyable nor movable. Once sleep awaitables can be passed to
-// timeout, the branch above compiles and this test checks the behaviour.
-TEST_CASE("timeout works with a sleep awaitable as the inner operation", "[time][timeout][sleep][known-bug]") {
+TEST_CASE("timeout works with a sleep awaitable as the inner operation", "[time][timeout][sleep]") {
+  // Was a known bug (pulse::timeout could not take a sleep); fixed in 51568d2.
   auto rt = make_runtime(2);
-  const int in_time = rt.block_on(timeout_over_sleep_awaitable<std::chrono::milliseconds>(1ms, 10s));
-  if (in_time == -1) FAIL("pulse::timeout cannot take a sleep awaitable (sleep_awaitable is not movable)");
-  CHECK(in_time == 1);
-  CHECK(rt.block_on(timeout_over_sleep_awaitable<std::chrono::milliseconds>(
-            std::chrono::hours(1), 5ms)) == 2);
+  CHECK_NOTHROW(rt.block_on([]() -> task<> { co_await pulse::timeout(10s, pulse::sleep_for(1ms)); }()));
+  const auto t0 = steady::now();
+  CHECK_THROWS_AS(rt.block_on([]() -> task<> {
+    co_await pulse::timeout(5ms, pulse::sleep_for(std::chrono::hours(1)));
+  }()),
+                  pulse::timed_out);
+  CHECK(steady::now() - t0 < 60s);
+  CHECK_THROWS_AS(rt.block_on([]() -> task<> {
+    co_await pulse::timeout(5ms, pulse::sleep_until(steady::now() + std::chrono::hours(1)));
+  }()),
+                  pulse::timed_out);
+}
+
+TEST_CASE("a sleep can be created first and awaited later, and still never completes early",
+          "[time][sleep]") {
+  auto rt = make_runtime(1);
+  const bool ok = rt.block_on([]() -> task<bool> {
+    const auto t0 = steady::now();
+    auto s = pulse::sleep_for(10ms);  // the deadline is fixed here
+    auto moved = std::move(s);
+    co_await moved;
+    const auto first = steady::now();
+    co_await pulse::sleep_until(t0 - 1s);  // long past: at once
+    co_return first - t0 >= 10ms;
+  }());
+  CHECK(ok);
 }
 
 TEST_CASE("timeout can be given to block_on from a plain thread", "[time][timeout][block_on]") {
@@ -385,10 +383,8 @@ TEST_CASE("timeout can be given to block_on from a plain thread", "[time][timeou
 }
 
 TEST_CASE("an expired outer timeout cancels the operation inside an inner timeout",
-          "[time][timeout][nested][known-bug]") {
-  // KNOWN BUG (reported): the outer timeout aborts the inner timeout's task,
-  // whose join_handle to the operation is then dropped, i.e. *detached*: the
-  // operation keeps running (here for an hour) and its locals stay alive.
+          "[time][timeout][nested]") {
+  // Was a known bug (the inner operation was detached, not aborted); fixed in 51568d2.
   auto rt = make_runtime(2);
   lifetime_counter c;
   std::atomic<bool> after{false};
@@ -405,7 +401,23 @@ TEST_CASE("an expired outer timeout cancels the operation inside an inner timeou
     live_at_catch = c.live();
   }());
   CHECK(timed_out);
-  CHECK(live_at_catch == 0);  // fails today: the operation still sleeps, detached
+  CHECK(live_at_catch == 0);
+  CHECK_FALSE(after.load());
+}
+
+TEST_CASE("aborting a task that waits in a timeout cancels the timeout's inner operation",
+          "[time][timeout][abort]") {
+  auto rt = make_runtime(2);
+  lifetime_counter c;
+  std::atomic<bool> after{false}, waiting{false};
+  auto h = rt.spawn([](lifetime_counter* lc, std::atomic<bool>* a, std::atomic<bool>* w) -> task<int> {
+    w->store(true);
+    co_return co_await pulse::timeout(std::chrono::hours(1), slow(lc, std::chrono::hours(1), a, 1));
+  }(&c, &after, &waiting));
+  REQUIRE(wait_until([&] { return waiting.load() && c.live() == 1; }));
+  h.abort();
+  CHECK(wait_until([&] { return c.live() == 0; }));
+  CHECK_THROWS_AS(rt.block_on([&]() -> task<int> { co_return co_await h; }()), pulse::task_aborted);
   CHECK_FALSE(after.load());
 }
 
