@@ -125,6 +125,10 @@ scheduler::scheduler(const runtime_config& cfg) {
 scheduler::~scheduler() { shutdown(); }
 
 void scheduler::start(const std::string& thread_name) {
+#if PULSE_PREEMPTION
+  monitor_ = std::thread([this] { monitor_loop(); });
+  pthread_setname_np(monitor_.native_handle(), "pulse-monitor");
+#endif
   for (auto& wp : workers_) {
     worker_slot* w = wp.get();
     try {
@@ -162,6 +166,13 @@ void scheduler::notify_parked() {
     idle_state_.fetch_add(unparked_one + 1, std::memory_order_seq_cst);
   }
   target->drv->unpark();
+  wake_monitor();
+}
+
+void scheduler::wake_monitor() noexcept {
+#if PULSE_PREEMPTION
+  if (monitor_sleeping_.load(std::memory_order_seq_cst)) monitor_drv_->unpark();
+#endif
 }
 
 bool scheduler::transition_to_searching(worker_slot& w) noexcept {
@@ -214,7 +225,13 @@ task_header* scheduler::pop_injector_batch(worker_slot& w) {
 }
 
 PULSE_ALWAYS_INLINE task_header* scheduler::next_task(worker_slot& w) {
-  if (--w.until_global == 0) [[unlikely]] {
+  bool fairness_round = --w.until_global == 0;
+#if PULSE_PREEMPTION
+  // After a poll that outlived its slice, timers and the injector get a turn
+  // at once: with long polls, 61 of them could be seconds.
+  fairness_round |= w.preempt_seq.load(std::memory_order_relaxed) == w.seq - 1;
+#endif
+  if (fairness_round) [[unlikely]] {
     w.until_global = global_queue_interval;
     // Fairness: timers and the global queue get a turn even when the local
     // queue never runs dry.
@@ -256,9 +273,16 @@ PULSE_ALWAYS_INLINE void scheduler::poll(worker_slot& w, task_header* t) {
   }
   w.current = t;
   w.outcome = poll_outcome::suspended;
-  // ---- before_poll: the preemption hooks (budget reset, poll stamp) go here.
+#if PULSE_PREEMPTION
+  // ---- before_poll: refill the budget; publish "polling" for the monitor.
+  w.poll_seq.store(++w.seq, std::memory_order_relaxed);
+  t->budget.remaining = w.budget_per_poll;
+#endif
   t->resume.resume();
-  // ---- after_poll: the preemption hooks (elapsed time, tier) go here.
+#if PULSE_PREEMPTION
+  // ---- after_poll
+  w.poll_seq.store(++w.seq, std::memory_order_relaxed);
+#endif
   w.current = nullptr;
   switch (w.outcome) {
     case poll_outcome::completed:
@@ -315,14 +339,17 @@ void scheduler::park(worker_slot& w) {
     if (shutdown_.load(std::memory_order_acquire)) break;
     if (w.timers.earliest() <= now_ns()) break;
   }
-  std::lock_guard lock(sleepers_mu_);
-  if (w.in_sleepers) {
+  {
+    std::lock_guard lock(sleepers_mu_);
+    if (!w.in_sleepers) {
+      w.searching = true;
+      return;
+    }
     sleepers_.erase(std::find(sleepers_.begin(), sleepers_.end(), w.index));
     w.in_sleepers = false;
     idle_state_.fetch_add(unparked_one, std::memory_order_seq_cst);
-  } else {
-    w.searching = true;
   }
+  wake_monitor();  // woke by itself (a timer): the monitor may be asleep
 }
 
 void scheduler::run(worker_slot& w) {
@@ -355,6 +382,10 @@ void scheduler::shutdown() {
   for (auto& w : workers_) w->drv->unpark();
   for (auto& w : workers_)
     if (w->thread.joinable()) w->thread.join();
+#if PULSE_PREEMPTION
+  monitor_drv_->unpark();
+  if (monitor_.joinable()) monitor_.join();
+#endif
   joined_ = true;
   drain();
 }
@@ -386,4 +417,11 @@ void scheduler::drain() {
   for (auto& w : workers_) w->cache.release_all();
 }
 
+}  // namespace pulse::detail
+
+namespace pulse::detail {
+#if defined(__clang__)
+worker* this_worker_slow() noexcept { return t_worker; }
+frame_cache* this_frame_cache_slow() noexcept { return t_frame_cache; }
+#endif
 }  // namespace pulse::detail

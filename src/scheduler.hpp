@@ -65,6 +65,8 @@ class scheduler {
   bool work_pending() const noexcept;
   bool fire_timers(worker_slot& w);
   void drain();
+  void wake_monitor() noexcept;
+  void monitor_loop();
 
   std::vector<std::unique_ptr<worker_slot>> workers_;
   injector injector_;
@@ -75,6 +77,12 @@ class scheduler {
   std::atomic<bool> accepting_{true};
   std::mutex shutdown_mu_;
   bool joined_ = false;
+  std::int64_t time_slice_ns_ = 1'000'000;
+#if PULSE_PREEMPTION
+  std::thread monitor_;
+  std::unique_ptr<driver> monitor_drv_ = make_futex_driver();
+  std::atomic<bool> monitor_sleeping_{false};
+#endif
 };
 
 /// Completes a finished or cancelled task: wakes its awaiter, frees it when

@@ -156,7 +156,7 @@ class runtime {
   /// runtime_shut_down if the runtime shuts down first.
   template <class T>
   T block_on(task<T> t) {
-    if (detail::t_worker) [[unlikely]]
+    if (detail::this_worker()) [[unlikely]]
       detail::throw_usage(
           "pulse: runtime::block_on called on a worker thread (it would block the "
           "worker); co_await the task instead");

@@ -27,7 +27,7 @@ join_handle<T> spawn_on(scheduler* s, task<T>&& t) {
   hdr->sched = s;
   hdr->promise = &h.promise();
   hdr->join_state.store(join::interest, std::memory_order_relaxed);
-  worker* w = t_worker;
+  worker* w = this_worker();
   if (w && w->sched == s) [[likely]] {
     push_local(w, hdr);
   } else if (!submit_remote(s, hdr)) {
@@ -45,7 +45,7 @@ join_handle<T> spawn_on(scheduler* s, task<T>&& t) {
 /// Throws usage_error when the calling thread is not a Pulse worker.
 template <class T>
 join_handle<T> spawn(task<T> t) {
-  detail::worker* w = detail::t_worker;
+  detail::worker* w = detail::this_worker();
   if (!w) [[unlikely]]
     detail::throw_usage(
         "pulse::spawn called outside a runtime: call it from a pulse task, or use "

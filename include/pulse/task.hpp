@@ -9,11 +9,13 @@
 #include <type_traits>
 #include <utility>
 
+#include "pulse/detail/awaitable.hpp"
 #include "pulse/detail/config.hpp"
 #include "pulse/detail/frame_allocator.hpp"
 #include "pulse/detail/task_header.hpp"
 #include "pulse/detail/worker.hpp"
 #include "pulse/errors.hpp"
+#include "pulse/preempt/checkpoint.hpp"
 
 namespace pulse {
 
@@ -49,7 +51,7 @@ class promise_base {
       if (p.continuation_) return p.continuation_;  // awaited: resume the awaiter
       // The root of a spawned task: hand control back to the worker, which
       // completes the join hand-over.
-      t_worker->outcome = poll_outcome::completed;
+      this_worker()->outcome = poll_outcome::completed;
       return std::noop_coroutine();
     }
     void await_resume() const noexcept {}
@@ -57,6 +59,29 @@ class promise_base {
   final_awaiter final_suspend() noexcept { return {}; }
 
   void unhandled_exception() noexcept { exception_ = std::current_exception(); }
+
+#if PULSE_PREEMPTION
+  // Every co_await in a task passes through here: one budget unit each.
+  template <class A>
+  budgeted<awaiter_t<A>> await_transform(A&& a) {
+    return budgeted<awaiter_t<A>>{get_awaiter(std::forward<A>(a))};
+  }
+  // A checkpoint looks only at the preempt flag.
+  checkpoint_awaiter await_transform(checkpoint_awaiter c) noexcept { return c; }
+  template <class A>
+  unconstrained_awaiter<awaiter_t<A>> await_transform(unconstrained_awaitable<A>&& u) {
+    return unconstrained_awaiter<awaiter_t<A>>{get_awaiter(std::forward<A>(u.awaitable))};
+  }
+#else
+  template <class A>
+  awaiter_t<A> await_transform(unconstrained_awaitable<A>&& u) {
+    return get_awaiter(std::forward<A>(u.awaitable));
+  }
+  template <class A>
+  A&& await_transform(A&& a) noexcept {
+    return std::forward<A>(a);
+  }
+#endif
 
   std::coroutine_handle<> continuation_{};
   std::exception_ptr exception_{};
@@ -131,6 +156,7 @@ class [[nodiscard]] task {
   bool valid() const noexcept { return static_cast<bool>(h_); }
 
   struct awaiter {
+    using pulse_task_awaiter = void;  // lets the budget defer the child's start
     std::coroutine_handle<promise_type> h;
     bool await_ready() const noexcept { return false; }
     std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) noexcept {

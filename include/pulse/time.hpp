@@ -10,6 +10,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "pulse/detail/awaitable.hpp"
 #include "pulse/detail/timer_heap.hpp"
 #include "pulse/detail/worker.hpp"
 #include "pulse/errors.hpp"
@@ -70,11 +71,12 @@ class [[nodiscard]] sleep_awaitable {
       return node_.deadline <= detail::now_ns();
     }
     void await_suspend(std::coroutine_handle<> h) {
-      detail::task_header* me = detail::t_worker->current;
+      detail::worker* w = detail::this_worker();
+      detail::task_header* me = w->current;
       me->resume = h;
       node_.task = me;
       node_.on_fire = &detail::wake_on_fire;
-      detail::t_worker->timers.insert(&node_);
+      w->timers.insert(&node_);
     }
     void await_resume() noexcept { resumed_ = true; }
 
@@ -113,24 +115,6 @@ sleep_awaitable sleep_until(std::chrono::time_point<clock, Duration> tp) {
 namespace detail {
 
 template <class A>
-concept has_member_co_await = requires(A&& a) { std::forward<A>(a).operator co_await(); };
-template <class A>
-concept has_free_co_await = requires(A&& a) { operator co_await(std::forward<A>(a)); };
-
-template <class A>
-decltype(auto) get_awaiter(A&& a) {
-  if constexpr (has_member_co_await<A>)
-    return std::forward<A>(a).operator co_await();
-  else if constexpr (has_free_co_await<A>)
-    return operator co_await(std::forward<A>(a));
-  else
-    return std::forward<A>(a);
-}
-
-template <class A>
-using await_result_t = decltype(get_awaiter(std::declval<A>()).await_resume());
-
-template <class A>
 task<await_result_t<A>> await_in_task(A aw) {
   co_return co_await std::move(aw);
 }
@@ -157,7 +141,7 @@ class join_until {
 
   bool await_ready() noexcept { return false; }
   bool await_suspend(std::coroutine_handle<> awaiting) {
-    t_worker->timers.insert(&node_);
+    this_worker()->timers.insert(&node_);
     inner_.emplace(h_);
     if (inner_->await_ready()) return false;
     return inner_->await_suspend(awaiting);

@@ -11,10 +11,11 @@ namespace pulse {
 struct yield_awaiter {
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h) const {
-    detail::task_header* me =
-        detail::current_task("pulse::yield_now awaited outside a pulse task");
-    me->resume = h;
-    detail::t_worker->outcome = detail::poll_outcome::yielded;
+    detail::worker* w = detail::this_worker();
+    if (!w || !w->current) [[unlikely]]
+      detail::throw_usage("pulse::yield_now awaited outside a pulse task");
+    w->current->resume = h;
+    w->outcome = detail::poll_outcome::yielded;
   }
   void await_resume() const noexcept {}
 };

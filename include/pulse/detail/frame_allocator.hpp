@@ -81,12 +81,20 @@ class frame_cache {
   bin bin_[bins];
 };
 
-// Set by a worker thread for its lifetime; null elsewhere.
+// Set by a worker thread for its lifetime; null elsewhere. Read through
+// this_frame_cache() (see this_worker() in worker.hpp for why).
 inline constinit thread_local frame_cache* t_frame_cache = nullptr;
+
+#if defined(__clang__)
+frame_cache* this_frame_cache_slow() noexcept;
+PULSE_ALWAYS_INLINE frame_cache* this_frame_cache() noexcept { return this_frame_cache_slow(); }
+#else
+PULSE_ALWAYS_INLINE frame_cache* this_frame_cache() noexcept { return t_frame_cache; }
+#endif
 
 PULSE_ALWAYS_INLINE void* allocate_frame(std::size_t n) {
   if (!PULSE_FRAME_CACHE) return ::operator new(n);
-  if (frame_cache* c = t_frame_cache) [[likely]]
+  if (frame_cache* c = this_frame_cache()) [[likely]]
     return c->allocate(n);
   // Round like the cache does so a block may later be recycled by a worker.
   const std::size_t b = frame_cache::bin_of(n);
@@ -98,7 +106,7 @@ PULSE_ALWAYS_INLINE void deallocate_frame(void* p, std::size_t n) noexcept {
     ::operator delete(p);
     return;
   }
-  if (frame_cache* c = t_frame_cache) [[likely]] {
+  if (frame_cache* c = this_frame_cache()) [[likely]] {
     c->deallocate(p, n);
     return;
   }

@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "pulse/detail/config.hpp"
+#include "pulse/preempt/task_budget.hpp"
 
 namespace pulse::detail {
 
@@ -50,6 +51,9 @@ struct alignas(16) task_header {
   bool keep_block = false;            // frame destroyed early; the handle frees the block
   bool aborted = false;               // finished by cancellation, not by the coroutine
   std::atomic<bool> wake_done{false}; // completer finished waking `waiter`
+#if PULSE_PREEMPTION
+  task_budget budget{};               // owned by the polling worker
+#endif
 };
 
 inline constexpr std::size_t frame_prefix = (sizeof(task_header) + 15) & ~std::size_t{15};

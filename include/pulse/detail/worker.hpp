@@ -32,12 +32,40 @@ struct alignas(cache_line) worker {
   std::atomic<std::uint32_t>* idle_state = nullptr;  // scheduler's parked/searching counts
   std::uint32_t notify_below = 0;   // number of workers: notify while unparked < this
   poll_outcome outcome = poll_outcome::suspended;
+#if PULSE_PREEMPTION
+  std::uint64_t seq = 0;            // odd while a poll runs; == poll_seq
+  std::uint32_t budget_per_poll = 128;
+#endif
 
   timer_heap timers;
+
+#if PULSE_PREEMPTION
+  // ---- shared with the monitor thread: written once per poll / per slice ----
+  /// Published copy of `seq`: the monitor sees a poll that outlives its
+  /// slice as the same odd value in two samples.
+  alignas(cache_line) std::atomic<std::uint64_t> poll_seq{0};
+  /// The monitor stores here the seq of a poll that has used up its time
+  /// slice; the task yields at its next await or checkpoint. Comparing with
+  /// `seq` instead of clearing a flag means a late store can never preempt
+  /// the next poll by mistake.
+  std::atomic<std::uint64_t> preempt_seq{~std::uint64_t{0}};
+#endif
 };
 
-/// The worker running on this thread, or null.
+/// The worker running on this thread, or null. Read it through
+/// this_worker(), never directly, in code that may run in a coroutine.
 inline constinit thread_local worker* t_worker = nullptr;
+
+#if defined(__clang__)
+// clang (at least up to 16) may compute a thread-local's address once per
+// coroutine and keep it in the frame across suspensions, so after a task
+// moves to another worker it would read the old thread's variable
+// (llvm/llvm-project#47179). An opaque call forces a fresh lookup.
+worker* this_worker_slow() noexcept;
+PULSE_ALWAYS_INLINE worker* this_worker() noexcept { return this_worker_slow(); }
+#else
+PULSE_ALWAYS_INLINE worker* this_worker() noexcept { return t_worker; }
+#endif
 
 // ---- out of line (src/scheduler.cpp) ----
 /// Pushes a batch to the runtime's injector and wakes a parked worker.
@@ -66,7 +94,7 @@ PULSE_ALWAYS_INLINE void push_local(worker* w, task_header* t) {
 
 /// Makes a task that was just moved to `scheduled` runnable.
 PULSE_ALWAYS_INLINE void schedule(task_header* t) {
-  worker* w = t_worker;
+  worker* w = this_worker();
   if (w && w->sched == t->sched) [[likely]] {
     if (w->current) {
       // Woken by the running task: run it next (the LIFO slot), like a
@@ -124,10 +152,32 @@ inline void abort_task(task_header* t) noexcept {
   }
 }
 
+#if PULSE_PREEMPTION
+/// True when the worker's running poll has been asked to give way (the
+/// monitor saw it outlive its time slice). One relaxed load.
+PULSE_ALWAYS_INLINE bool preempt_requested(const worker* w) noexcept {
+  return w->preempt_seq.load(std::memory_order_relaxed) == w->seq;
+}
+
+/// Consumes one budget unit of the running task and says whether it must
+/// yield now. False outside a Pulse poll (a coroutine resumed by a foreign
+/// thread): there is nothing to yield to.
+PULSE_ALWAYS_INLINE bool consume_budget() noexcept {
+  worker* w = this_worker();
+  if (!w || !w->current) [[unlikely]]
+    return false;
+  task_budget& b = w->current->budget;
+  if (b.unconstrained) [[unlikely]]
+    return false;
+  if (b.remaining) --b.remaining;
+  return b.remaining == 0 || preempt_requested(w);
+}
+#endif
+
 /// The task being polled on this thread; throws usage_error naming `what`
 /// when called outside a Pulse task.
 PULSE_ALWAYS_INLINE task_header* current_task(const char* what) {
-  worker* w = t_worker;
+  worker* w = this_worker();
   if (!w || !w->current) [[unlikely]]
     throw_usage(what);
   return w->current;

@@ -1,0 +1,152 @@
+// Preemption points and budget control for code inside Pulse tasks.
+#pragma once
+
+#include <coroutine>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+#include <utility>
+
+#include "pulse/detail/awaitable.hpp"
+#include "pulse/detail/worker.hpp"
+
+namespace pulse {
+
+/// Awaitable returned by checkpoint().
+struct checkpoint_awaiter {
+  bool await_ready() const noexcept {
+#if PULSE_PREEMPTION
+    const detail::worker* w = detail::this_worker();
+    return !w || !w->current || !detail::preempt_requested(w);
+#else
+    return true;
+#endif
+  }
+  void await_suspend(std::coroutine_handle<> h) const noexcept {
+    detail::worker* w = detail::this_worker();
+    w->current->resume = h;
+    w->outcome = detail::poll_outcome::yielded;
+  }
+  void await_resume() const noexcept {}
+};
+
+/// `co_await pulse::checkpoint();` in a CPU-bound loop: yields (to the back
+/// of the run queue) only when the monitor has flagged the current poll as
+/// having used its time slice; otherwise it costs one relaxed load and does
+/// not consume budget. A no-op outside Pulse tasks and with
+/// PULSE_PREEMPTION=OFF.
+[[nodiscard]] inline checkpoint_awaiter checkpoint() noexcept { return {}; }
+
+/// Wraps an awaitable so that awaiting it neither consumes budget nor is
+/// forced to yield, including every await inside it when it is a task:
+/// `co_await pulse::unconstrained(latency_critical())`. The time-slice
+/// monitor still counts the poll, so a section that hogs the CPU is still
+/// visible to the tier manager.
+template <class A>
+struct unconstrained_awaitable {
+  A awaitable;
+};
+
+template <class A>
+[[nodiscard]] unconstrained_awaitable<A> unconstrained(A&& a) {
+  return {std::forward<A>(a)};
+}
+
+/// Budget units the current task has left in this poll (every co_await
+/// uses one). Throws usage_error outside a Pulse task; returns the maximum
+/// with PULSE_PREEMPTION=OFF.
+inline std::uint32_t budget_remaining() {
+  detail::task_header* t = detail::current_task("pulse::budget_remaining called outside a pulse task");
+#if PULSE_PREEMPTION
+  return t->budget.unconstrained ? std::numeric_limits<std::uint32_t>::max() : t->budget.remaining;
+#else
+  (void)t;
+  return std::numeric_limits<std::uint32_t>::max();
+#endif
+}
+
+namespace detail {
+
+template <class Aw>
+concept task_awaiter = requires { typename std::remove_cvref_t<Aw>::pulse_task_awaiter; };
+
+/// The awaiter every co_await in a Pulse task goes through (via the
+/// promise's await_transform): consumes one budget unit and, when the
+/// budget is spent or the monitor asked the poll to give way, yields to the
+/// back of the run queue at this await even if the awaited thing is ready.
+/// A not-ready awaiter suspends anyway, so it just consumes. Awaiting a
+/// child task yields by deferring the child's start.
+template <class Aw>
+struct budgeted {
+  Aw inner;
+  bool yield = false;
+
+  bool await_ready() {
+    if constexpr (task_awaiter<Aw>) {
+      yield = consume_budget();
+      return false;
+    } else {
+      const bool spent = consume_budget();
+      if (inner.await_ready()) {
+        if (!spent) [[likely]]
+          return true;
+        yield = true;
+      }
+      return false;
+    }
+  }
+
+  template <class P>
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) {
+    if (yield) [[unlikely]] {
+      worker* w = this_worker();
+      if constexpr (task_awaiter<Aw>) {
+        inner.h.promise().continuation_ = h;
+        w->current->resume = inner.h;  // the child starts when the task runs again
+      } else {
+        w->current->resume = h;
+      }
+      w->outcome = poll_outcome::yielded;
+      return std::noop_coroutine();
+    }
+    using R = decltype(inner.await_suspend(h));
+    if constexpr (std::is_void_v<R>) {
+      inner.await_suspend(h);
+      return std::noop_coroutine();
+    } else if constexpr (std::is_same_v<R, bool>) {
+      return inner.await_suspend(h) ? std::noop_coroutine() : std::coroutine_handle<>(h);
+    } else {
+      return inner.await_suspend(h);
+    }
+  }
+
+  decltype(auto) await_resume() { return inner.await_resume(); }
+};
+
+/// Awaiter of unconstrained(): marks the task unconstrained while the inner
+/// awaitable (and the child task it may be) runs.
+template <class Aw>
+struct unconstrained_awaiter {
+  Aw inner;
+  task_header* task = nullptr;
+
+  bool await_ready() { return inner.await_ready(); }
+  template <class P>
+  auto await_suspend(std::coroutine_handle<P> h) {
+    if (worker* w = this_worker(); w && w->current) {
+      task = w->current;
+      ++task->budget.unconstrained;
+    }
+    return inner.await_suspend(h);
+  }
+  decltype(auto) await_resume() {
+    if (task) {
+      --task->budget.unconstrained;
+      task = nullptr;
+    }
+    return inner.await_resume();
+  }
+};
+
+}  // namespace detail
+}  // namespace pulse
