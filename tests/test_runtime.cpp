@@ -128,13 +128,10 @@ task<int> takes_slow_parameter(slow_to_destroy p) {
 }
 }  // namespace
 
-// KNOWN BUG (reported): block_on_root (include/pulse/runtime.hpp) signals the
-// blocked thread (sig->finish, line 84) before its own frame -- which still
-// owns the task `t` and so the task's frame and parameters -- is destroyed.
-// block_on returns while a worker is still destroying the task's parameters,
-// which may refer to the caller's stack (use after scope).
+// block_on must not return while a worker is still destroying the task's
+// parameters, which may refer to the caller's stack.
 TEST_CASE("block_on returns only after the task's frame and parameters are destroyed",
-          "[runtime][block_on][lifetime][known-bug]") {
+          "[runtime][block_on][lifetime]") {
   auto rt = make_runtime(1);
   std::atomic<bool> destroyed{false};
   CHECK(rt.block_on(takes_slow_parameter(slow_to_destroy(&destroyed))) == 1);

@@ -63,15 +63,21 @@ struct blocking_result<void> {
 
 template <class T>
 task<void> block_on_root(task<T> t, blocking_result<T>* out, blocking_signal* sig) {
-  // If the runtime shuts down first, this frame is destroyed unfinished:
-  // tell the blocked thread instead of leaving it waiting forever.
+  // The caller may return as soon as it is signalled, so the caller's task
+  // (whose parameters may point into the caller's stack) must be destroyed
+  // before the signal, on every path. If the runtime shuts down first, this
+  // frame is destroyed unfinished: say so instead of leaving the caller
+  // waiting forever.
   struct on_destroy {
+    task<T>* t;
     blocking_signal* sig;
     bool done = false;
     ~on_destroy() {
-      if (!done) sig->finish(blocking_signal::result::cancelled);
+      if (done) return;
+      *t = task<T>{};
+      sig->finish(blocking_signal::result::cancelled);
     }
-  } guard{sig};
+  } guard{&t, sig};
   try {
     if constexpr (std::is_void_v<T>)
       co_await std::move(t);
@@ -80,6 +86,7 @@ task<void> block_on_root(task<T> t, blocking_result<T>* out, blocking_signal* si
   } catch (...) {
     out->error = std::current_exception();
   }
+  t = task<T>{};
   guard.done = true;
   sig->finish(blocking_signal::result::done);  // `out` and `sig` may be gone after this
 }
