@@ -130,7 +130,7 @@ TEST_CASE("a sleeping task does not hold up other tasks on its worker", "[time][
   std::vector<char> order;
   rt.block_on([&]() -> task<> {
     auto sleeper = pulse::spawn([](std::vector<char>* o) -> task<> {
-      co_await pulse::sleep_for(50ms);
+      co_await pulse::sleep_for(200ms);
       o->push_back('S');
     }(&order));
     auto runner = pulse::spawn([](std::vector<char>* o) -> task<> {
@@ -245,7 +245,7 @@ TEST_CASE("timeout throws timed_out when the inner task takes longer", "[time][t
 }
 
 TEST_CASE("timeout cancels the inner operation when it expires", "[time][timeout]") {
-  auto rt = make_runtime(2);
+  auto rt = make_runtime(1);  // both timers in one heap: they fire in deadline order even if the worker stalls
   lifetime_counter c;
   std::atomic<bool> after{false};
   long live_at_catch = -1;
@@ -320,7 +320,7 @@ TEST_CASE("timeout works with a join handle as the inner awaitable", "[time][tim
   SECTION("too late") {
     bool timed_out = false;
     rt.block_on([&]() -> task<> {
-      auto h = pulse::spawn(slow(&c, 100ms, &after, 6));
+      auto h = pulse::spawn(slow(&c, 500ms, &after, 6));
       try {
         (void)co_await pulse::timeout(10ms, std::move(h));
       } catch (const pulse::timed_out&) {
