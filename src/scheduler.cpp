@@ -119,7 +119,11 @@ scheduler::scheduler(const runtime_config& cfg) {
     w->drv = make_futex_driver();
     slots_.push_back(std::move(w));
   }
-  max_threads_ = n + 2;  // compensating threads for stuck slots
+  const pulse::tier_config tiers = cfg.tiers ? *cfg.tiers : pulse::tier_config::from_env();
+  time_slice_ns_ = std::chrono::nanoseconds(tiers.time_slice).count();
+  handoff_ns_ = std::chrono::nanoseconds(tiers.handoff_threshold).count();
+  budget_ = tiers.budget;
+  max_threads_ = n + tiers.max_compensating_threads;
   idle_state_.store(static_cast<std::uint32_t>(n) << idle_unparked_shift);
   sleepers_.reserve(n);
 }
@@ -147,6 +151,9 @@ worker_thread* scheduler::spawn_thread(worker_slot* first) {
   auto th = std::make_unique<worker_thread>();
   worker_thread* p = th.get();
   p->assigned.store(first, std::memory_order_relaxed);
+#if PULSE_PREEMPTION
+  p->budget_per_poll = budget_;
+#endif
   if (first) first->owner.store(p, std::memory_order_relaxed);
   threads_.push_back(std::move(th));
   p->thread = std::thread([this, p] { thread_main(*p); });

@@ -116,6 +116,7 @@ class scheduler {
   bool joined_ = false;
   std::int64_t time_slice_ns_ = 1'000'000;
   std::int64_t handoff_ns_ = 3'000'000;
+  std::uint32_t budget_ = 128;
 #if PULSE_PREEMPTION
   std::thread monitor_;
   std::unique_ptr<driver> monitor_drv_ = make_futex_driver();
