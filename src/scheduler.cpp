@@ -337,6 +337,7 @@ PULSE_ALWAYS_INLINE bool scheduler::poll(worker_thread& th, worker_slot& w, task
   return true;
 }
 
+#if PULSE_PREEMPTION
 // The poll outlived the hand-off threshold and the slot now belongs to
 // another thread; this one runs at SCHED_IDLE. A task that merely yielded
 // keeps running here, isolated, so the kernel gives the CPU to the normal
@@ -378,6 +379,7 @@ void scheduler::finish_lost_poll(worker_thread& th, task_header* t) {
     t->resume.resume();
   }
 }
+#endif
 
 void scheduler::park(worker_slot& w) {
   {

@@ -87,7 +87,9 @@ class scheduler {
   task_header* pop_injector_batch(worker_slot& w);
   task_header* search(worker_slot& w);
   bool poll(worker_thread& th, worker_slot& w, task_header* t);
+#if PULSE_PREEMPTION
   void finish_lost_poll(worker_thread& th, task_header* t);
+#endif
   void park(worker_slot& w);
   bool transition_to_searching(worker_slot& w) noexcept;
   void transition_from_searching(worker_slot& w);
