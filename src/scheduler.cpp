@@ -131,18 +131,16 @@ scheduler::scheduler(const runtime_config& cfg) {
 scheduler::~scheduler() { shutdown(); }
 
 void scheduler::start(const std::string& thread_name) {
-#if PULSE_PREEMPTION
-  monitor_ = std::thread([this] { monitor_loop(); });
-  pthread_setname_np(monitor_.native_handle(), "pulse-monitor");
-#endif
   thread_name_ = thread_name;
-  for (auto& wp : slots_) {
-    try {
-      spawn_thread(wp.get());
-    } catch (...) {
-      shutdown();
-      throw;
-    }
+  try {
+    for (auto& wp : slots_) spawn_thread(wp.get());
+#if PULSE_PREEMPTION
+    monitor_ = std::thread([this] { monitor_loop(); });
+    pthread_setname_np(monitor_.native_handle(), "pulse-monitor");
+#endif
+  } catch (...) {
+    shutdown();
+    throw;
   }
 }
 
@@ -154,7 +152,7 @@ worker_thread* scheduler::spawn_thread(worker_slot* first) {
 #if PULSE_PREEMPTION
   p->budget_per_poll = budget_;
 #endif
-  if (first) first->owner.store(p, std::memory_order_relaxed);
+  if (first) first->owner.store(p, std::memory_order_release);  // the monitor reads *p
   threads_.push_back(std::move(th));
   p->thread = std::thread([this, p] { thread_main(*p); });
   std::string name = thread_name_ + "-" + std::to_string(threads_.size() - 1);
