@@ -1,8 +1,27 @@
-// The monitor thread (Go's sysmon, in spirit): samples each worker's poll
-// sequence number and asks a poll that outlives its time slice to yield.
-// Workers pay two relaxed stores per poll for it; no clock is read on the
-// poll path. The monitor sleeps for good while every worker is parked.
+// The monitor thread (Go's sysmon, in spirit).
+//
+// Every tick it samples each slot's owner thread's poll sequence number; the
+// workers pay two relaxed stores per poll for that and read no clock.
+// - A poll that outlives its time slice gets its worker's preempt flag: the
+//   task yields at its next await or checkpoint.
+// - A poll stuck past the hand-off threshold (the task ignores the flag, or
+//   never awaits at all) loses its slot: a signal handler on the stuck
+//   thread acknowledges, the thread drops to SCHED_IDLE and finishes its task
+//   there, and a spare thread takes over the slot's queues, LIFO slot and
+//   timers at once. The handshake runs on the stuck thread itself, so the
+//   poll loop needs no atomic read-modify-write to notice it lost the slot.
+// - The due timers of a stuck slot are fired from here.
+// The monitor sleeps for good while every worker is parked.
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <mutex>
 #include <vector>
 
 #include "pulse/time.hpp"
@@ -10,14 +29,79 @@
 
 namespace pulse::detail {
 
+#if PULSE_PREEMPTION
+namespace {
+
+// SIGURG, like Go: ignored by default, rarely used by applications.
+constexpr int handoff_signal = SIGURG;
+
+extern "C" void on_handoff_signal(int) {
+  const int saved = errno;
+  if (worker* w = t_worker) {
+    auto* th = static_cast<worker_thread*>(w);
+    const std::uint64_t target = th->handoff_target.load(std::memory_order_relaxed);
+    const std::uint64_t seq = th->poll_seq.load(std::memory_order_relaxed);
+    const bool accept = (seq & 1) && seq == target;
+    if (accept) th->lost.store(true, std::memory_order_relaxed);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    th->handoff_ack.store(target * 2 + (accept ? 1 : 0), std::memory_order_release);
+  }
+  errno = saved;
+}
+
+void install_handoff_handler() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct sigaction sa {};
+    sa.sa_handler = on_handoff_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(handoff_signal, &sa, nullptr);
+  });
+}
+
+void set_idle_priority(int tid) {
+  sched_param p{};
+  // Fails without permission on some systems; the hand-off still happens,
+  // the stuck thread just competes at normal priority.
+  (void)sched_setscheduler(tid, SCHED_IDLE, &p);
+}
+
+}  // namespace
+#endif
+
+void scheduler::become_spare(worker_thread& th) {
+#if PULSE_PREEMPTION
+  sched_param p{};
+  if (sched_setscheduler(0, SCHED_OTHER, &p) != 0) {
+    // Not allowed back to normal priority (RLIMIT_NICE): retire the thread.
+    th.usable = false;
+    return;
+  }
+#endif
+  std::lock_guard lock(threads_mu_);
+  spares_.push_back(&th);
+}
+
+worker_thread* scheduler::take_spare() {
+  std::lock_guard lock(threads_mu_);
+  if (spares_.empty()) return nullptr;
+  worker_thread* th = spares_.back();
+  spares_.pop_back();
+  return th;
+}
+
 void scheduler::monitor_loop() {
 #if PULSE_PREEMPTION
+  install_handoff_handler();
   struct seen {
-    std::uint64_t seq = 0;      // last sampled poll_seq
+    worker_thread* owner = nullptr;
+    std::uint64_t seq = 0;      // last sampled poll_seq of `owner`
     std::int64_t since = 0;     // when that value was first seen
     std::uint64_t flagged = 0;  // last seq asked to yield
+    std::uint64_t handoff = 0;  // seq whose hand-off was requested
   };
-  std::vector<seen> last(workers_.size());
+  std::vector<seen> last(slots_.size());
   // Sample a few times per slice: a poll is flagged between one slice and
   // one slice plus one tick after it started.
   const std::int64_t tick = std::max<std::int64_t>(time_slice_ns_ / 4, 50'000);
@@ -33,24 +117,61 @@ void scheduler::monitor_loop() {
     }
     monitor_drv_->park(tick);
     const std::int64_t now = now_ns();
-    for (std::size_t i = 0; i < workers_.size(); ++i) {
-      worker_slot& w = *workers_[i];
-      const std::uint64_t s = w.poll_seq.load(std::memory_order_relaxed);
+    for (std::size_t i = 0; i < slots_.size(); ++i) {
+      worker_slot& w = *slots_[i];
       seen& l = last[i];
-      if (s != l.seq) {
+      worker_thread* owner = w.owner.load(std::memory_order_acquire);
+      if (!owner) continue;
+
+      // A hand-off in flight: did the stuck thread answer?
+      if (l.handoff && owner == l.owner) {
+        const std::uint64_t ack = owner->handoff_ack.load(std::memory_order_acquire);
+        if (ack == l.handoff * 2 + 1) {
+          set_idle_priority(owner->tid.load(std::memory_order_relaxed));
+          worker_thread* spare = take_spare();
+          if (spare) {
+            w.owner.store(spare, std::memory_order_release);
+            spare->assigned.store(&w, std::memory_order_release);
+            spare->drv->unpark();
+          } else {
+            spawn_thread(&w);  // sets owner
+          }
+          l = seen{};
+          continue;
+        }
+        if (ack == l.handoff * 2) l.handoff = 0;  // the poll ended first
+        else continue;                            // not delivered yet
+      }
+
+      const std::uint64_t s = owner->poll_seq.load(std::memory_order_relaxed);
+      if (owner != l.owner || s != l.seq) {
+        l.owner = owner;
         l.seq = s;
         l.since = now;
         continue;
       }
       if (!(s & 1)) continue;
-      if (l.flagged != s && now - l.since >= time_slice_ns_) {
-        w.preempt_seq.store(s, std::memory_order_relaxed);
+      const std::int64_t stuck_for = now - l.since;
+      if (l.flagged != s && stuck_for >= time_slice_ns_) {
+        owner->preempt_seq.store(s, std::memory_order_relaxed);
         l.flagged = s;
       }
-      // The worker is stuck in a poll: fire its due timers from here so the
-      // sleepers reach the injector (and a free worker) instead of waiting
-      // for the poll to end.
+      // Fire the stuck slot's due timers from here so the sleepers reach
+      // the injector (and a free worker) instead of waiting for the poll.
       if (w.timers.earliest() <= now) w.timers.fire_due(now);
+      if (stuck_for >= handoff_ns_ && l.handoff != s) {
+        bool can = false;
+        {
+          std::lock_guard lock(threads_mu_);
+          can = !spares_.empty() || threads_.size() < max_threads_;
+        }
+        if (can) {
+          l.handoff = s;
+          owner->handoff_target.store(s, std::memory_order_relaxed);
+          owner->handoff_ack.store(0, std::memory_order_relaxed);
+          pthread_kill(owner->handle.load(std::memory_order_acquire), handoff_signal);
+        }
+      }
     }
   }
 #endif

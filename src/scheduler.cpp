@@ -3,6 +3,7 @@
 #include "scheduler.hpp"
 
 #include <pthread.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -107,7 +108,7 @@ std::size_t scheduler_workers(const scheduler* s) noexcept { return s->size(); }
 scheduler::scheduler(const runtime_config& cfg) {
   const std::size_t n = cfg.worker_threads ? cfg.worker_threads : default_worker_count();
   if (n > 0xfffe) throw usage_error("pulse: too many worker threads (at most 65534)");
-  workers_.reserve(n);
+  slots_.reserve(n);
   for (std::size_t i = 0; i < n; ++i) {
     auto w = std::make_unique<worker_slot>();
     w->index = static_cast<std::uint32_t>(i);
@@ -116,8 +117,13 @@ scheduler::scheduler(const runtime_config& cfg) {
     w->notify_below = static_cast<std::uint32_t>(n);
     w->rng = 0x9e3779b97f4a7c15ull * (i + 1);
     w->drv = make_futex_driver();
-    workers_.push_back(std::move(w));
+    slots_.push_back(std::move(w));
   }
+  const pulse::tier_config tiers = cfg.tiers ? *cfg.tiers : pulse::tier_config::from_env();
+  time_slice_ns_ = std::chrono::nanoseconds(tiers.time_slice).count();
+  handoff_ns_ = std::chrono::nanoseconds(tiers.handoff_threshold).count();
+  budget_ = tiers.budget;
+  max_threads_ = n + tiers.max_compensating_threads;
   idle_state_.store(static_cast<std::uint32_t>(n) << idle_unparked_shift);
   sleepers_.reserve(n);
 }
@@ -125,22 +131,34 @@ scheduler::scheduler(const runtime_config& cfg) {
 scheduler::~scheduler() { shutdown(); }
 
 void scheduler::start(const std::string& thread_name) {
+  thread_name_ = thread_name;
+  try {
+    for (auto& wp : slots_) spawn_thread(wp.get());
 #if PULSE_PREEMPTION
-  monitor_ = std::thread([this] { monitor_loop(); });
-  pthread_setname_np(monitor_.native_handle(), "pulse-monitor");
+    monitor_ = std::thread([this] { monitor_loop(); });
+    pthread_setname_np(monitor_.native_handle(), "pulse-monitor");
 #endif
-  for (auto& wp : workers_) {
-    worker_slot* w = wp.get();
-    try {
-      w->thread = std::thread([this, w] { run(*w); });
-    } catch (...) {
-      shutdown();
-      throw;
-    }
-    std::string name = thread_name + "-" + std::to_string(w->index);
-    if (name.size() > 15) name.erase(0, name.size() - 15);
-    pthread_setname_np(w->thread.native_handle(), name.c_str());
+  } catch (...) {
+    shutdown();
+    throw;
   }
+}
+
+worker_thread* scheduler::spawn_thread(worker_slot* first) {
+  std::lock_guard lock(threads_mu_);
+  auto th = std::make_unique<worker_thread>();
+  worker_thread* p = th.get();
+  p->assigned.store(first, std::memory_order_relaxed);
+#if PULSE_PREEMPTION
+  p->budget_per_poll = budget_;
+#endif
+  if (first) first->owner.store(p, std::memory_order_release);  // the monitor reads *p
+  threads_.push_back(std::move(th));
+  p->thread = std::thread([this, p] { thread_main(*p); });
+  std::string name = thread_name_ + "-" + std::to_string(threads_.size() - 1);
+  if (name.size() > 15) name.erase(0, name.size() - 15);
+  pthread_setname_np(p->thread.native_handle(), name.c_str());
+  return p;
 }
 
 void scheduler::push_remote(task_header* first, task_header* last, std::uint32_t n) {
@@ -153,13 +171,13 @@ void scheduler::push_remote(task_header* first, task_header* last, std::uint32_t
 
 void scheduler::notify_parked() {
   std::uint32_t s = idle_state_.load(std::memory_order_seq_cst);
-  if ((s & idle_searching_mask) != 0 || (s >> idle_unparked_shift) >= workers_.size()) return;
+  if ((s & idle_searching_mask) != 0 || (s >> idle_unparked_shift) >= slots_.size()) return;
   worker_slot* target = nullptr;
   {
     std::lock_guard lock(sleepers_mu_);
     s = idle_state_.load(std::memory_order_seq_cst);
     if ((s & idle_searching_mask) != 0 || sleepers_.empty()) return;
-    target = workers_[sleepers_.back()].get();
+    target = slots_[sleepers_.back()].get();
     sleepers_.pop_back();
     target->in_sleepers = false;
     // It wakes up as a searcher.
@@ -180,7 +198,7 @@ bool scheduler::transition_to_searching(worker_slot& w) noexcept {
   // At most half the workers search at once, so idle workers do not all
   // hammer the same victims.
   std::uint32_t s = idle_state_.load(std::memory_order_relaxed);
-  if (2 * (s & idle_searching_mask) >= workers_.size()) return false;
+  if (2 * (s & idle_searching_mask) >= slots_.size()) return false;
   idle_state_.fetch_add(1, std::memory_order_seq_cst);
   w.searching = true;
   return true;
@@ -196,7 +214,7 @@ void scheduler::transition_from_searching(worker_slot& w) {
 
 bool scheduler::work_pending() const noexcept {
   if (!injector_.empty()) return true;
-  for (const auto& w : workers_)
+  for (const auto& w : slots_)
     if (!w->queue.empty()) return true;
   return false;
 }
@@ -210,7 +228,7 @@ bool scheduler::fire_timers(worker_slot& w) {
 
 task_header* scheduler::pop_injector_batch(worker_slot& w) {
   if (injector_.empty()) return nullptr;
-  const auto n_workers = static_cast<std::uint32_t>(workers_.size());
+  const auto n_workers = static_cast<std::uint32_t>(slots_.size());
   const std::uint32_t want =
       std::min(injector_.size() / n_workers + 1, local_queue<task_header>::capacity / 2);
   std::uint32_t got = 0;
@@ -224,12 +242,12 @@ task_header* scheduler::pop_injector_batch(worker_slot& w) {
   return first;
 }
 
-PULSE_ALWAYS_INLINE task_header* scheduler::next_task(worker_slot& w) {
+PULSE_ALWAYS_INLINE task_header* scheduler::next_task(worker_thread& th, worker_slot& w) {
   bool fairness_round = --w.until_global == 0;
 #if PULSE_PREEMPTION
   // After a poll that outlived its slice, timers and the injector get a turn
   // at once: with long polls, 61 of them could be seconds.
-  fairness_round |= w.preempt_seq.load(std::memory_order_relaxed) == w.seq - 1;
+  fairness_round |= th.preempt_seq.load(std::memory_order_relaxed) == th.seq - 1;
 #endif
   if (fairness_round) [[unlikely]] {
     w.until_global = global_queue_interval;
@@ -251,7 +269,7 @@ PULSE_ALWAYS_INLINE task_header* scheduler::next_task(worker_slot& w) {
 }
 
 task_header* scheduler::search(worker_slot& w) {
-  const auto n = static_cast<std::uint32_t>(workers_.size());
+  const auto n = static_cast<std::uint32_t>(slots_.size());
   if (n > 1 && transition_to_searching(w)) {
     w.rng ^= w.rng << 13;
     w.rng ^= w.rng >> 7;
@@ -260,53 +278,106 @@ task_header* scheduler::search(worker_slot& w) {
     for (std::uint32_t i = 0; i < n; ++i) {
       const std::uint32_t v = (start + i) % n;
       if (v == w.index) continue;
-      if (task_header* t = workers_[v]->queue.steal_into(w.queue)) return t;
+      if (task_header* t = slots_[v]->queue.steal_into(w.queue)) return t;
     }
   }
   return pop_injector_batch(w);
 }
 
-PULSE_ALWAYS_INLINE void scheduler::poll(worker_slot& w, task_header* t) {
+// Returns false when the slot was handed to another thread during the poll:
+// the calling thread must leave the slot alone from then on.
+PULSE_ALWAYS_INLINE bool scheduler::poll(worker_thread& th, worker_slot& w, task_header* t) {
   if (t->run_state.load(std::memory_order_acquire) & run::cancel) [[unlikely]] {
     cancel_task(t);
-    return;
+    return true;
   }
-  w.current = t;
-  w.outcome = poll_outcome::suspended;
+  th.current = t;
+  th.outcome = poll_outcome::suspended;
 #if PULSE_PREEMPTION
   // ---- before_poll: refill the budget; publish "polling" for the monitor.
-  w.poll_seq.store(++w.seq, std::memory_order_relaxed);
-  t->budget.remaining = w.budget_per_poll;
+  th.poll_seq.store(++th.seq, std::memory_order_relaxed);
+  t->budget.remaining = th.budget_per_poll;
 #endif
   t->resume.resume();
 #if PULSE_PREEMPTION
-  // ---- after_poll
-  w.poll_seq.store(++w.seq, std::memory_order_relaxed);
+  // ---- after_poll. The hand-off signal runs on this thread: either it saw
+  // the odd seq (and set `lost` before we read it) or it sees the even one.
+  th.poll_seq.store(++th.seq, std::memory_order_relaxed);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  if (th.lost.load(std::memory_order_relaxed)) [[unlikely]] {
+    finish_lost_poll(th, t);
+    return false;
+  }
 #endif
-  w.current = nullptr;
-  switch (w.outcome) {
+  th.current = nullptr;
+  switch (th.outcome) {
     case poll_outcome::completed:
       complete_task(t);
-      return;
+      return true;
     case poll_outcome::yielded:
       push_local(&w, t);
-      return;
+      return true;
     case poll_outcome::suspended: {
       std::uint32_t s = run::scheduled;
       if (t->run_state.compare_exchange_strong(s, run::idle, std::memory_order_acq_rel,
                                                std::memory_order_acquire)) [[likely]]
-        return;
+        return true;
       if (s & run::cancel) {
         cancel_task(t);
-        return;
+        return true;
       }
       // Woken during its own poll: poll it again, after what is queued.
       t->run_state.fetch_and(~run::notified, std::memory_order_acq_rel);
       push_local(&w, t);
-      return;
+      return true;
     }
   }
+  return true;
 }
+
+#if PULSE_PREEMPTION
+// The poll outlived the hand-off threshold and the slot now belongs to
+// another thread; this one runs at SCHED_IDLE. A task that merely yielded
+// keeps running here, isolated, so the kernel gives the CPU to the normal
+// workers first; anything it wakes goes through the injector.
+void scheduler::finish_lost_poll(worker_thread& th, task_header* t) {
+  for (;;) {
+    th.current = nullptr;
+    switch (th.outcome) {
+      case poll_outcome::completed:
+        complete_task(t);
+        return;
+      case poll_outcome::suspended: {
+        std::uint32_t s = run::scheduled;
+        if (t->run_state.compare_exchange_strong(s, run::idle, std::memory_order_acq_rel,
+                                                 std::memory_order_acquire))
+          return;
+        if (s & run::cancel) {
+          cancel_task(t);
+          return;
+        }
+        t->run_state.fetch_and(~run::notified, std::memory_order_acq_rel);
+        break;  // woken meanwhile: poll again here
+      }
+      case poll_outcome::yielded:
+        break;
+    }
+    if (shutdown_.load(std::memory_order_acquire)) {
+      t->next = nullptr;
+      injector_.push(t);  // drain() destroys it
+      return;
+    }
+    if (t->run_state.load(std::memory_order_acquire) & run::cancel) {
+      cancel_task(t);
+      return;
+    }
+    th.current = t;
+    th.outcome = poll_outcome::suspended;
+    t->budget.remaining = th.budget_per_poll;
+    t->resume.resume();
+  }
+}
+#endif
 
 void scheduler::park(worker_slot& w) {
   {
@@ -352,11 +423,33 @@ void scheduler::park(worker_slot& w) {
   wake_monitor();  // woke by itself (a timer): the monitor may be asleep
 }
 
-void scheduler::run(worker_slot& w) {
-  t_worker = &w;
-  t_frame_cache = &w.cache;
+void scheduler::thread_main(worker_thread& th) {
+  t_worker = &th;
+  t_frame_cache = &th.cache;
+  th.tid.store(static_cast<int>(::gettid()), std::memory_order_relaxed);
+  th.handle.store(pthread_self(), std::memory_order_release);
+  for (;;) {
+    worker_slot* w = th.assigned.exchange(nullptr, std::memory_order_acquire);
+    if (w) {
+      th.home = w;
+#if PULSE_PREEMPTION
+      th.lost.store(false, std::memory_order_relaxed);
+#endif
+      run(th, *w);
+      th.home = nullptr;
+    }
+    if (shutdown_.load(std::memory_order_acquire)) break;
+    if (w) become_spare(th);  // lost its slot: back to normal priority, wait for work
+    if (!th.usable) break;
+    if (!th.assigned.load(std::memory_order_acquire)) th.drv->park(-1);
+  }
+  t_frame_cache = nullptr;
+  t_worker = nullptr;
+}
+
+void scheduler::run(worker_thread& th, worker_slot& w) {
   while (!shutdown_.load(std::memory_order_relaxed)) {
-    task_header* t = next_task(w);
+    task_header* t = next_task(th, w);
     if (!t) {
       if (fire_timers(w)) continue;
       t = search(w);
@@ -366,26 +459,30 @@ void scheduler::run(worker_slot& w) {
       }
     }
     transition_from_searching(w);
-    poll(w, t);
+    if (!poll(th, w, t)) [[unlikely]]
+      return;
   }
-  t_frame_cache = nullptr;
-  t_worker = nullptr;
 }
 
 void scheduler::shutdown() {
   std::lock_guard lock(shutdown_mu_);
   if (joined_) return;
-  if (t_worker && t_worker->sched == this)
+  if (t_worker && t_worker->home && t_worker->home->sched == this)
     throw usage_error("pulse: runtime shut down from one of its own worker threads");
   accepting_.store(false, std::memory_order_release);
   shutdown_.store(true, std::memory_order_release);
-  for (auto& w : workers_) w->drv->unpark();
-  for (auto& w : workers_)
-    if (w->thread.joinable()) w->thread.join();
+  for (auto& w : slots_) w->drv->unpark();
+  {
+    std::lock_guard lock(threads_mu_);
+    for (auto& th : threads_) th->drv->unpark();
+  }
 #if PULSE_PREEMPTION
+  // Stop the monitor first: it is the only other creator of threads.
   monitor_drv_->unpark();
   if (monitor_.joinable()) monitor_.join();
 #endif
+  for (auto& th : threads_)
+    if (th->thread.joinable()) th->thread.join();
   joined_ = true;
   drain();
 }
@@ -396,7 +493,7 @@ void scheduler::shutdown() {
 void scheduler::drain() {
   for (;;) {
     bool any = false;
-    for (auto& w : workers_) {
+    for (auto& w : slots_) {
       if (task_header* t = std::exchange(w->lifo, nullptr)) {
         cancel_task(t);
         any = true;
@@ -410,11 +507,11 @@ void scheduler::drain() {
       cancel_task(t);
       any = true;
     }
-    for (auto& w : workers_)
+    for (auto& w : slots_)
       if (w->timers.fire_all()) any = true;
     if (!any) break;
   }
-  for (auto& w : workers_) w->cache.release_all();
+  for (auto& th : threads_) th->cache.release_all();
 }
 
 }  // namespace pulse::detail

@@ -1,6 +1,8 @@
 // Private: the scheduler behind pulse::runtime.
 #pragma once
 
+#include <pthread.h>
+
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -20,18 +22,43 @@ namespace pulse::detail {
 // every this many polls, even when its local queue never runs dry.
 inline constexpr std::uint32_t global_queue_interval = 61;
 
-/// A worker slot: the inline-visible part (worker) plus what only the loop
-/// and the parking protocol touch.
-struct worker_slot : worker {
+struct worker_thread;
+
+/// A slot as the loop sees it: the inline-visible part plus what only the
+/// loop and the parking protocol touch. The parking state belongs to the
+/// slot, not to the thread serving it, so it survives a hand-off.
+struct worker_slot : slot {
   std::uint32_t index = 0;
   std::uint32_t until_global = global_queue_interval;  // polls before the injector's turn
   std::uint32_t lifo_polls = 0;  // consecutive polls from the LIFO slot
   std::uint64_t rng = 0;         // xorshift state for victim order
   bool searching = false;        // counted in idle_state's searching field
   bool in_sleepers = false;      // guarded by scheduler::sleepers_mu_
-  std::unique_ptr<driver> drv;
+  std::unique_ptr<driver> drv;   // the owner parks here
+  std::atomic<worker_thread*> owner{nullptr};  // the thread serving the slot
+};
+
+/// A thread of the runtime: the inline-visible context plus its own frame
+/// cache and hand-off mailbox. Threads 0..n-1 start owning slots 0..n-1;
+/// spare threads are created on demand when a slot is handed off.
+struct worker_thread : worker {
   frame_cache cache;
   std::thread thread;
+  // Published by the thread itself before it polls anything (the monitor
+  // signals it and changes its priority).
+  std::atomic<int> tid{0};
+  std::atomic<pthread_t> handle{};
+  std::unique_ptr<driver> drv = make_futex_driver();  // a spare parks here
+  std::atomic<worker_slot*> assigned{nullptr};        // slot to take over (spares)
+  bool usable = true;  // false once it could not return to normal priority
+#if PULSE_PREEMPTION
+  // Hand-off handshake with the monitor: the monitor writes the stuck
+  // poll's seq to `handoff_target` and signals the thread; the signal
+  // handler, on this thread, answers in `handoff_ack` (2*seq+1: accepted,
+  // 2*seq: the poll had already ended).
+  std::atomic<std::uint64_t> handoff_target{0};
+  std::atomic<std::uint64_t> handoff_ack{0};
+#endif
 };
 
 class scheduler {
@@ -47,18 +74,22 @@ class scheduler {
 
   void start(const std::string& thread_name);
   void shutdown();
-  std::size_t size() const noexcept { return workers_.size(); }
+  std::size_t size() const noexcept { return slots_.size(); }
 
   void push_remote(task_header* first, task_header* last, std::uint32_t n);
   bool accepting() const noexcept { return accepting_.load(std::memory_order_acquire); }
   void notify_parked();
 
  private:
-  void run(worker_slot& w);
-  task_header* next_task(worker_slot& w);
+  void thread_main(worker_thread& th);
+  void run(worker_thread& th, worker_slot& w);
+  task_header* next_task(worker_thread& th, worker_slot& w);
   task_header* pop_injector_batch(worker_slot& w);
   task_header* search(worker_slot& w);
-  void poll(worker_slot& w, task_header* t);
+  bool poll(worker_thread& th, worker_slot& w, task_header* t);
+#if PULSE_PREEMPTION
+  void finish_lost_poll(worker_thread& th, task_header* t);
+#endif
   void park(worker_slot& w);
   bool transition_to_searching(worker_slot& w) noexcept;
   void transition_from_searching(worker_slot& w);
@@ -67,8 +98,16 @@ class scheduler {
   void drain();
   void wake_monitor() noexcept;
   void monitor_loop();
+  worker_thread* spawn_thread(worker_slot* first);
+  worker_thread* take_spare();
+  void become_spare(worker_thread& th);
 
-  std::vector<std::unique_ptr<worker_slot>> workers_;
+  std::vector<std::unique_ptr<worker_slot>> slots_;
+  std::mutex threads_mu_;  // guards threads_ and spares_
+  std::vector<std::unique_ptr<worker_thread>> threads_;
+  std::vector<worker_thread*> spares_;
+  std::size_t max_threads_ = 0;  // slots plus compensating threads
+  std::string thread_name_;
   injector injector_;
   alignas(cache_line) std::atomic<std::uint32_t> idle_state_{0};
   alignas(cache_line) spinlock sleepers_mu_;
@@ -78,6 +117,8 @@ class scheduler {
   std::mutex shutdown_mu_;
   bool joined_ = false;
   std::int64_t time_slice_ns_ = 1'000'000;
+  std::int64_t handoff_ns_ = 3'000'000;
+  std::uint32_t budget_ = 128;
 #if PULSE_PREEMPTION
   std::thread monitor_;
   std::unique_ptr<driver> monitor_drv_ = make_futex_driver();

@@ -311,7 +311,12 @@ TEST_CASE("shutdown destroys queued, sleeping and suspended tasks without hangin
   std::atomic<bool> spawned{false}, release{false};
   constexpr int sleepers = 50, awaiters = 50, queued = 1000;
 
-  auto rt = make_runtime(1);
+  // The test occupies the only worker with a poll that never awaits; the
+  // monitor would hand its queue to a spare thread, which would run the
+  // queued tasks: turn the hand-off off so that they are still queued.
+  auto no_handoff = pulse::tier_config::balanced();
+  no_handoff.max_compensating_threads = 0;
+  auto rt = pulse::runtime::builder().worker_threads(1).tier_config(no_handoff).build();
   std::vector<join_handle<void>> kept;  // half the sleepers stay joined: shutdown must still free them
   for (int i = 0; i < sleepers; ++i) {
     auto h = rt.spawn(sleep_with_local(&c, &started, &woke));

@@ -85,7 +85,7 @@ TEST_CASE("the balanced defaults are the documented ones", "[tier_config][preset
   CHECK(c.min_time_in_tier == 50ms);
   CHECK(c.isolate_enabled);
   CHECK(c.isolation_threads == 1);
-  CHECK(c.max_compensating_threads == 2);
+  CHECK(c.max_compensating_threads == 16);
   CHECK(c.warn_interval == 1000ms);
 }
 

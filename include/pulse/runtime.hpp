@@ -13,6 +13,7 @@
 #include "pulse/detail/worker.hpp"
 #include "pulse/errors.hpp"
 #include "pulse/join_handle.hpp"
+#include "pulse/preempt/tier_config.hpp"
 #include "pulse/spawn.hpp"
 #include "pulse/task.hpp"
 
@@ -23,6 +24,7 @@ namespace detail {
 struct runtime_config {
   std::size_t worker_threads = 0;  // 0: PULSE_WORKER_THREADS or hardware_concurrency()
   std::string thread_name = "pulse-worker";
+  std::optional<pulse::tier_config> tiers;  // empty: tier_config::from_env()
 };
 
 std::shared_ptr<scheduler> make_scheduler(const runtime_config& cfg);
@@ -135,6 +137,15 @@ class runtime {
     /// keeps 15 characters including the index).
     builder& thread_name(std::string name) {
       cfg_.thread_name = std::move(name);
+      return *this;
+    }
+    /// The preemption policy: time slice, hand-off threshold, budget, tiers.
+    /// Default: tier_config::from_env() (the balanced preset, overridden by
+    /// PULSE_TIER_PROFILE, PULSE_TIME_SLICE_US and friends). Throws
+    /// usage_error naming the bad field if `cfg` does not validate.
+    builder& tier_config(const pulse::tier_config& cfg) {
+      cfg.validate();
+      cfg_.tiers = cfg;
       return *this;
     }
     /// Starts the worker threads. Throws usage_error for an invalid

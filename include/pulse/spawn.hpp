@@ -28,8 +28,9 @@ join_handle<T> spawn_on(scheduler* s, task<T>&& t) {
   hdr->promise = &h.promise();
   hdr->join_state.store(join::interest, std::memory_order_relaxed);
   worker* w = this_worker();
-  if (w && w->sched == s) [[likely]] {
-    push_local(w, hdr);
+  slot* own = w ? owned_slot(w) : nullptr;
+  if (own && own->sched == s) [[likely]] {
+    push_local(own, hdr);
   } else if (!submit_remote(s, hdr)) {
     h.destroy();
     throw_usage("pulse: spawn on a runtime that has shut down");
@@ -46,11 +47,11 @@ join_handle<T> spawn_on(scheduler* s, task<T>&& t) {
 template <class T>
 join_handle<T> spawn(task<T> t) {
   detail::worker* w = detail::this_worker();
-  if (!w) [[unlikely]]
+  if (!w || !w->home) [[unlikely]]
     detail::throw_usage(
         "pulse::spawn called outside a runtime: call it from a pulse task, or use "
         "runtime::spawn / runtime_handle::spawn from other threads");
-  return detail::spawn_on(w->sched, std::move(t));
+  return detail::spawn_on(w->home->sched, std::move(t));
 }
 
 }  // namespace pulse

@@ -16,6 +16,7 @@
 #include "pulse/detail/worker.hpp"
 #include "pulse/errors.hpp"
 #include "pulse/preempt/checkpoint.hpp"
+#include "pulse/yield.hpp"
 
 namespace pulse {
 
@@ -66,8 +67,9 @@ class promise_base {
   budgeted<awaiter_t<A>> await_transform(A&& a) {
     return budgeted<awaiter_t<A>>{get_awaiter(std::forward<A>(a))};
   }
-  // A checkpoint looks only at the preempt flag.
+  // A checkpoint looks only at the preempt flag; a yield yields anyway.
   checkpoint_awaiter await_transform(checkpoint_awaiter c) noexcept { return c; }
+  yield_awaiter await_transform(yield_awaiter y) noexcept { return y; }
   template <class A>
   unconstrained_awaiter<awaiter_t<A>> await_transform(unconstrained_awaitable<A>&& u) {
     return unconstrained_awaiter<awaiter_t<A>>{get_awaiter(std::forward<A>(u.awaitable))};

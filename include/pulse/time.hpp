@@ -76,7 +76,7 @@ class [[nodiscard]] sleep_awaitable {
       me->resume = h;
       node_.task = me;
       node_.on_fire = &detail::wake_on_fire;
-      w->timers.insert(&node_);
+      w->home->timers.insert(&node_);
     }
     void await_resume() noexcept { resumed_ = true; }
 
@@ -141,7 +141,7 @@ class join_until {
 
   bool await_ready() noexcept { return false; }
   bool await_suspend(std::coroutine_handle<> awaiting) {
-    this_worker()->timers.insert(&node_);
+    this_worker()->home->timers.insert(&node_);
     inner_.emplace(h_);
     if (inner_->await_ready()) return false;
     return inner_->await_suspend(awaiting);

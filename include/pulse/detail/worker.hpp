@@ -20,26 +20,38 @@ enum class poll_outcome : std::uint8_t {
   completed,  // the root coroutine finished
 };
 
-/// The parts of a worker the inline fast paths touch. Owned by one thread;
-/// only `queue` (stealers) and `timers` (cancellation) are shared.
-struct alignas(cache_line) worker {
+/// A worker slot (Go's P): the run queues and timers one thread at a time
+/// serves. Normally worker thread i owns slot i for good; when a poll on it
+/// gets stuck, the monitor hands the slot to a spare thread (see
+/// src/monitor.cpp), so the owner can change while tasks are queued.
+struct alignas(cache_line) slot {
   local_queue<task_header> queue;
 
   // ---- owner-only, hot ----
-  alignas(cache_line) task_header* current = nullptr;  // task being polled
-  task_header* lifo = nullptr;      // task woken by `current`; runs next
+  alignas(cache_line) task_header* lifo = nullptr;  // task woken by the running task; runs next
   scheduler* sched = nullptr;
   std::atomic<std::uint32_t>* idle_state = nullptr;  // scheduler's parked/searching counts
-  std::uint32_t notify_below = 0;   // number of workers: notify while unparked < this
-  poll_outcome outcome = poll_outcome::suspended;
-#if PULSE_PREEMPTION
-  std::uint64_t seq = 0;            // odd while a poll runs; == poll_seq
-  std::uint32_t budget_per_poll = 128;
-#endif
+  std::uint32_t notify_below = 0;   // number of slots: notify while unparked < this
 
   timer_heap timers;
+};
 
+/// A thread's execution context (Go's M): the task it is polling and how the
+/// poll ended. Only its thread writes it, except `poll_seq`'s readers and the
+/// monitor's `preempt_seq`, and `lost`, set by the hand-off signal handler
+/// running on the same thread.
+struct alignas(cache_line) worker {
+  task_header* current = nullptr;   // task being polled
+  slot* home = nullptr;             // the slot this thread serves, unless `lost`
+  poll_outcome outcome = poll_outcome::suspended;
 #if PULSE_PREEMPTION
+  /// Set (on this thread, by the hand-off signal) when the monitor gave
+  /// `home` to another thread during the current poll: from then on this
+  /// thread must not touch the slot.
+  std::atomic<bool> lost{false};
+  std::uint32_t budget_per_poll = 128;
+  std::uint64_t seq = 0;            // odd while a poll runs; == poll_seq
+
   // ---- shared with the monitor thread: written once per poll / per slice ----
   /// Published copy of `seq`: the monitor sees a poll that outlives its
   /// slice as the same odd value in two samples.
@@ -51,6 +63,16 @@ struct alignas(cache_line) worker {
   std::atomic<std::uint64_t> preempt_seq{~std::uint64_t{0}};
 #endif
 };
+
+/// The slot the calling thread may push to, or null (no runtime, or the
+/// slot was handed to another thread while this one was stuck in a poll).
+PULSE_ALWAYS_INLINE slot* owned_slot(worker* w) noexcept {
+#if PULSE_PREEMPTION
+  if (w->lost.load(std::memory_order_relaxed)) [[unlikely]]
+    return nullptr;
+#endif
+  return w->home;
+}
 
 /// The worker running on this thread, or null. Read it through
 /// this_worker(), never directly, in code that may run in a coroutine.
@@ -78,9 +100,9 @@ void notify_parked(scheduler* s);
 inline constexpr std::uint32_t idle_unparked_shift = 16;
 inline constexpr std::uint32_t idle_searching_mask = 0xffff;
 
-/// Owner only: appends `t` to the local queue and wakes a parked worker when
-/// there is one and nobody is already looking for work.
-PULSE_ALWAYS_INLINE void push_local(worker* w, task_header* t) {
+/// Owner only: appends `t` to the slot's queue and wakes a parked worker
+/// when there is one and nobody is already looking for work.
+PULSE_ALWAYS_INLINE void push_local(slot* w, task_header* t) {
   w->queue.push_back(t, [w](task_header* first, task_header* last, std::uint32_t n) {
     schedule_remote(w->sched, first, last, n);
   });
@@ -94,18 +116,20 @@ PULSE_ALWAYS_INLINE void push_local(worker* w, task_header* t) {
 
 /// Makes a task that was just moved to `scheduled` runnable.
 PULSE_ALWAYS_INLINE void schedule(task_header* t) {
-  worker* w = this_worker();
-  if (w && w->sched == t->sched) [[likely]] {
-    if (w->current) {
-      // Woken by the running task: run it next (the LIFO slot), like a
-      // direct hand-off; the task it displaces goes to the queue.
-      task_header* prev = w->lifo;
-      w->lifo = t;
-      if (prev) push_local(w, prev);
-    } else {
-      push_local(w, t);
+  if (worker* w = this_worker()) [[likely]] {
+    slot* s = owned_slot(w);
+    if (s && s->sched == t->sched) [[likely]] {
+      if (w->current) {
+        // Woken by the running task: run it next (the LIFO slot), like a
+        // direct hand-off; the task it displaces goes to the queue.
+        task_header* prev = s->lifo;
+        s->lifo = t;
+        if (prev) push_local(s, prev);
+      } else {
+        push_local(s, t);
+      }
+      return;
     }
-    return;
   }
   t->next = nullptr;
   schedule_remote(t->sched, t, t, 1);

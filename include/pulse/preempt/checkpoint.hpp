@@ -67,6 +67,7 @@ inline std::uint32_t budget_remaining() {
 
 namespace detail {
 
+#if PULSE_PREEMPTION
 template <class Aw>
 concept task_awaiter = requires { typename std::remove_cvref_t<Aw>::pulse_task_awaiter; };
 
@@ -76,6 +77,13 @@ concept task_awaiter = requires { typename std::remove_cvref_t<Aw>::pulse_task_a
 /// back of the run queue at this await even if the awaited thing is ready.
 /// A not-ready awaiter suspends anyway, so it just consumes. Awaiting a
 /// child task yields by deferring the child's start.
+// Ends the poll with the task queued at the back, to resume `where`.
+inline void yield_now_at(std::coroutine_handle<> where) noexcept {
+  worker* w = this_worker();
+  w->current->resume = where;
+  w->outcome = poll_outcome::yielded;
+}
+
 template <class Aw>
 struct budgeted {
   Aw inner;
@@ -96,27 +104,33 @@ struct budgeted {
     }
   }
 
+  // Keeps the inner awaiter's await_suspend return kind: turning a void or
+  // bool into a handle would cost a resume of noop_coroutine per await.
   template <class P>
-  std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) {
-    if (yield) [[unlikely]] {
-      worker* w = this_worker();
-      if constexpr (task_awaiter<Aw>) {
-        inner.h.promise().continuation_ = h;
-        w->current->resume = inner.h;  // the child starts when the task runs again
-      } else {
-        w->current->resume = h;
-      }
-      w->outcome = poll_outcome::yielded;
-      return std::noop_coroutine();
-    }
+  auto await_suspend(std::coroutine_handle<P> h) {
     using R = decltype(inner.await_suspend(h));
-    if constexpr (std::is_void_v<R>) {
-      inner.await_suspend(h);
-      return std::noop_coroutine();
-    } else if constexpr (std::is_same_v<R, bool>) {
-      return inner.await_suspend(h) ? std::noop_coroutine() : std::coroutine_handle<>(h);
+    if constexpr (std::is_void_v<R> || std::is_same_v<R, bool>) {
+      if (yield) [[unlikely]] {
+        yield_now_at(h);
+        return true;
+      }
+      if constexpr (std::is_void_v<R>) {
+        inner.await_suspend(h);
+        return true;
+      } else {
+        return inner.await_suspend(h);
+      }
     } else {
-      return inner.await_suspend(h);
+      if (yield) [[unlikely]] {
+        if constexpr (task_awaiter<Aw>) {
+          inner.h.promise().continuation_ = h;
+          yield_now_at(inner.h);  // the child starts when the task runs again
+        } else {
+          yield_now_at(h);
+        }
+        return std::coroutine_handle<>(std::noop_coroutine());
+      }
+      return std::coroutine_handle<>(inner.await_suspend(h));
     }
   }
 
@@ -147,6 +161,8 @@ struct unconstrained_awaiter {
     return inner.await_resume();
   }
 };
+
+#endif  // PULSE_PREEMPTION
 
 }  // namespace detail
 }  // namespace pulse

@@ -121,11 +121,13 @@ struct tier_config {
   /// core on a small machine. Must be in [1, 256] when isolate_enabled.
   std::uint32_t isolation_threads{1};
 
-  /// Cap on spare threads that take over stuck workers at the same time.
-  /// Default 2: with many hogs the thread count stays bounded (workers +
-  /// this + isolation_threads), and two covers both workers of the measured
-  /// 2-core machine. 0 disables hand-off. Must be <= 256.
-  std::uint32_t max_compensating_threads{2};
+  /// Cap on spare threads that take over stuck workers. Each never-yielding
+  /// task pins one thread (at SCHED_IDLE, so it costs the others nothing)
+  /// until it finishes, so this is how many such tasks can run at once with
+  /// every worker still serving the rest. Default 16: four hogs per worker
+  /// on the measured 2-core machine, and the thread count stays bounded
+  /// (workers + this). 0 disables hand-off. Must be <= 256.
+  std::uint32_t max_compensating_threads{16};
 
   /// At most one warning line per this interval (per runtime). Default 1 s:
   /// visible in a log, never a flood. Must be > 0.

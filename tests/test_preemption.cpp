@@ -1,0 +1,198 @@
+// Preemption: the task budget, checkpoint(), unconstrained(), and the
+// monitor's time slice and hand-off. Bounds are loose on purpose: a test
+// asserts that something happens at all (a hang is the failure, caught by
+// ctest's timeout), never how fast; the tight numbers live in the benchmarks.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <vector>
+
+#include <pulse/pulse.hpp>
+
+#include "common/helpers.hpp"
+
+using namespace std::chrono_literals;
+using pulse::task;
+using clk = std::chrono::steady_clock;
+
+namespace {
+
+// ~10 µs of integer work the compiler cannot remove.
+[[gnu::noinline]] std::uint64_t spin_work(std::uint64_t x) {
+  for (int i = 0; i < 2500; ++i) {
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  }
+  return x;
+}
+
+pulse::runtime one_worker() { return pulse::runtime::builder().worker_threads(1).build(); }
+
+}  // namespace
+
+#if PULSE_PREEMPTION
+
+TEST_CASE("every await in a task consumes one unit of its budget", "[preempt][budget]") {
+  auto rt = one_worker();
+  rt.block_on([]() -> task<> {
+    const std::uint32_t start = pulse::budget_remaining();
+    CHECK(start > 2);
+    co_await pulse::sleep_for(0ms);  // ready at once: no suspension
+    CHECK(pulse::budget_remaining() == start - 1);
+    co_await []() -> task<> { co_return; }();
+    CHECK(pulse::budget_remaining() == start - 2);
+  }());
+}
+
+TEST_CASE("the budget is refilled at every poll", "[preempt][budget]") {
+  auto rt = one_worker();
+  rt.block_on([]() -> task<> {
+    const std::uint32_t full = pulse::budget_remaining();
+    for (int i = 0; i < 10; ++i) co_await pulse::sleep_for(0ms);
+    co_await pulse::sleep_for(1ms);  // suspends: the next poll starts full
+    CHECK(pulse::budget_remaining() > full);
+  }());
+}
+
+TEST_CASE("a task looping on an always-ready await lets the other tasks run",
+          "[preempt][budget]") {
+  auto rt = one_worker();
+  std::atomic<bool> other_ran{false};
+  long spins = 0;
+  rt.block_on([&]() -> task<> {
+    auto other = pulse::spawn([](std::atomic<bool>* flag) -> task<> {
+      flag->store(true);
+      co_return;
+    }(&other_ran));
+    // Without the budget this loop never suspends and, on one worker, the
+    // other task never runs: the test would hang.
+    while (!other_ran.load()) {
+      co_await pulse::sleep_for(0ms);
+      ++spins;
+    }
+    co_await other;
+  }());
+  CHECK(other_ran.load());
+  CHECK(spins > 0);
+}
+
+TEST_CASE("a nested task awaited in a loop is still preempted", "[preempt][budget]") {
+  auto rt = one_worker();
+  std::atomic<bool> other_ran{false};
+  rt.block_on([&]() -> task<> {
+    auto other = pulse::spawn([](std::atomic<bool>* flag) -> task<> {
+      flag->store(true);
+      co_return;
+    }(&other_ran));
+    auto child = []() -> task<int> { co_return 1; };
+    int sum = 0;
+    while (!other_ran.load()) sum += co_await child();
+    co_await other;
+    CHECK(sum > 0);
+  }());
+}
+
+TEST_CASE("checkpoint in a CPU loop yields once the time slice is spent",
+          "[preempt][checkpoint]") {
+  auto rt = one_worker();
+  std::atomic<bool> other_ran{false};
+  std::uint64_t x = 1;
+  rt.block_on([&]() -> task<> {
+    auto other = pulse::spawn([](std::atomic<bool>* flag) -> task<> {
+      flag->store(true);
+      co_return;
+    }(&other_ran));
+    const auto give_up = clk::now() + 60s;
+    while (!other_ran.load() && clk::now() < give_up) {
+      x = spin_work(x);
+      co_await pulse::checkpoint();
+    }
+    co_await other;
+  }());
+  CHECK(other_ran.load());
+  CHECK(x != 0);
+}
+
+TEST_CASE("checkpoint costs nothing when no preemption is due", "[preempt][checkpoint]") {
+  auto rt = one_worker();
+  rt.block_on([]() -> task<> {
+    const std::uint32_t before = pulse::budget_remaining();
+    for (int i = 0; i < 1000; ++i) co_await pulse::checkpoint();
+    CHECK(pulse::budget_remaining() == before);  // no budget consumed
+  }());
+}
+
+TEST_CASE("checkpoint outside a task is a no-op", "[preempt][checkpoint]") {
+  CHECK(pulse::checkpoint().await_ready());
+}
+
+TEST_CASE("budget_remaining outside a task throws usage_error", "[preempt][budget][usage]") {
+  CHECK_THROWS_AS(pulse::budget_remaining(), pulse::usage_error);
+}
+
+TEST_CASE("an unconstrained section neither consumes budget nor yields",
+          "[preempt][unconstrained]") {
+  auto rt = one_worker();
+  std::atomic<bool> other_ran{false};
+  rt.block_on([&]() -> task<> {
+    auto other = pulse::spawn([](std::atomic<bool>* flag) -> task<> {
+      flag->store(true);
+      co_return;
+    }(&other_ran));
+    const std::uint32_t before = pulse::budget_remaining();
+    bool saw_other = false;
+    co_await pulse::unconstrained([](std::atomic<bool>* flag, bool* saw) -> task<> {
+      for (int i = 0; i < 1000; ++i) {  // far more than the budget
+        co_await pulse::sleep_for(0ms);
+        if (flag->load()) *saw = true;
+      }
+    }(&other_ran, &saw_other));
+    CHECK_FALSE(saw_other);  // no forced yield inside the section
+    CHECK(pulse::budget_remaining() == before);
+    co_await other;
+  }());
+}
+
+TEST_CASE("tasks that never yield do not stop a 1 ms ticker on the other tasks",
+          "[preempt][handoff]") {
+  // 4 hogs that never reach an await on 2 workers: without the hand-off
+  // they hold both workers for their whole run and the ticker stalls.
+  auto rt = pulse::runtime::builder().worker_threads(2).build();
+  const auto length = 400ms;
+  std::vector<std::uint64_t> results;
+  int ticks = 0;
+  rt.block_on([&]() -> task<> {
+    const auto end = clk::now() + length;
+    std::vector<pulse::join_handle<std::uint64_t>> hogs;
+    for (int i = 0; i < 4; ++i)
+      hogs.push_back(pulse::spawn([](clk::time_point until, std::uint64_t seed) -> task<std::uint64_t> {
+        std::uint64_t x = seed;
+        while (clk::now() < until) x = spin_work(x);  // no await at all
+        co_return x | 1;
+      }(end, static_cast<std::uint64_t>(i + 1))));
+    while (clk::now() < end) {
+      co_await pulse::sleep_for(1ms);
+      ++ticks;
+    }
+    for (auto& h : hogs) results.push_back(co_await h);  // isolated tasks still finish
+  }());
+  INFO("ticks in " << length.count() << " ms: " << ticks);
+  CHECK(ticks >= 40);  // ~400 when healthy; 0-1 without the hand-off
+  REQUIRE(results.size() == 4);
+  for (auto r : results) CHECK(r != 0);
+}
+
+#else
+
+TEST_CASE("with preemption compiled out, checkpoint and unconstrained are transparent",
+          "[preempt][off]") {
+  auto rt = one_worker();
+  CHECK(rt.block_on([]() -> task<int> {
+    co_await pulse::checkpoint();
+    co_return co_await pulse::unconstrained([]() -> task<int> { co_return 7; }());
+  }()) == 7);
+}
+
+#endif
