@@ -67,6 +67,7 @@ elseif(MODE STREQUAL "pkg_config")
     message(FATAL_ERROR "expected one installed pulse.pc under ${PULSE_PREFIX}, found: ${_pc_files}")
   endif()
   get_filename_component(_pc_dir "${_pc_files}" DIRECTORY)
+  get_filename_component(_libdir "${_pc_dir}" DIRECTORY)
   set(ENV{PKG_CONFIG_PATH} "${_pc_dir}")
   execute_process(
     COMMAND "${PKG_CONFIG_EXECUTABLE}" --cflags --libs --static pulse
@@ -79,7 +80,9 @@ elseif(MODE STREQUAL "pkg_config")
   separate_arguments(_pc_flags UNIX_COMMAND "${_pc_flags}")
   separate_arguments(_flags UNIX_COMMAND "${CONSUMER_CXX_FLAGS} ${CONSUMER_CXX_FLAGS_CONFIG} ${CONSUMER_EXE_LINKER_FLAGS}")
   set(_exe "${CONSUMER_BINARY_DIR}/consumer")
-  run("${CONSUMER_CXX_COMPILER}" -std=c++20 ${_flags} "${CONSUMER_SOURCE_DIR}/main.cpp" ${_pc_flags} -o "${_exe}")
+  # The rpath matters only for a shared libpulse_runtime outside the loader's path.
+  run("${CONSUMER_CXX_COMPILER}" -std=c++20 ${_flags} "${CONSUMER_SOURCE_DIR}/main.cpp" ${_pc_flags}
+      "-Wl,-rpath,${_libdir}" -o "${_exe}")
   run_consumer("${_exe}")
 
 else()
