@@ -91,6 +91,8 @@ void schedule_remote(scheduler* s, task_header* first, task_header* last, std::u
 
 void notify_parked(scheduler* s) { s->notify_parked(); }
 
+void timer_armed_remotely(slot* s) noexcept { static_cast<worker_slot*>(s)->drv->unpark(); }
+
 bool submit_remote(scheduler* s, task_header* h) {
   if (!s->accepting()) return false;
   h->next = nullptr;

@@ -108,6 +108,9 @@ PULSE_ALWAYS_INLINE worker* this_worker() noexcept { return t_worker; }
 void schedule_remote(scheduler* s, task_header* first, task_header* last, std::uint32_t n);
 /// Wakes one parked worker if none is searching for work.
 void notify_parked(scheduler* s);
+/// A timer was added to `s` by a thread that does not own it: wake the
+/// owner so that it re-reads its earliest deadline.
+void timer_armed_remotely(slot* s) noexcept;
 [[noreturn]] void throw_usage(const char* what);
 
 // idle_state layout: low 16 bits searching workers, high 16 bits unparked workers.
