@@ -100,23 +100,44 @@ void scheduler::monitor_loop() {
     std::int64_t since = 0;     // when that value was first seen
     std::uint64_t flagged = 0;  // last seq asked to yield
     std::uint64_t handoff = 0;  // seq whose hand-off was requested
+    std::uint64_t reported = 0; // seq reported as a stall
   };
+  std::int64_t last_report = 0;
   std::vector<seen> last(slots_.size());
+  std::vector<seen> iso_last;
   // Sample a few times per slice: a poll is flagged between one slice and
   // one slice plus one tick after it started.
   const std::int64_t tick = std::max<std::int64_t>(time_slice_ns_ / 4, 50'000);
+  auto all_idle = [this] {
+    if ((idle_state_.load(std::memory_order_seq_cst) >> idle_unparked_shift) != 0) return false;
+    for (worker_thread* th : iso_ctx_)
+      if (th->poll_seq.load(std::memory_order_seq_cst) & 1) return false;
+    return true;
+  };
   while (!shutdown_.load(std::memory_order_acquire)) {
-    if ((idle_state_.load(std::memory_order_seq_cst) >> idle_unparked_shift) == 0) {
-      // Every worker is parked: sleep until one is woken.
+    if (all_idle()) {
+      // Every worker is parked and no isolated task runs: sleep until woken.
       monitor_sleeping_.store(true, std::memory_order_seq_cst);
-      if ((idle_state_.load(std::memory_order_seq_cst) >> idle_unparked_shift) == 0 &&
-          !shutdown_.load(std::memory_order_acquire))
-        monitor_drv_->park(-1);
+      if (all_idle() && !shutdown_.load(std::memory_order_acquire)) monitor_drv_->park(-1);
       monitor_sleeping_.store(false, std::memory_order_relaxed);
       continue;
     }
     monitor_drv_->park(tick);
     const std::int64_t now = now_ns();
+    // Isolation threads: only the time slice (so the tasks sharing one get
+    // turns at their checkpoints and awaits); they own no slot to hand off.
+    if (iso_last.size() != iso_ctx_.size()) iso_last.resize(iso_ctx_.size());
+    for (std::size_t i = 0; i < iso_ctx_.size(); ++i) {
+      const std::uint64_t s = iso_ctx_[i]->poll_seq.load(std::memory_order_relaxed);
+      seen& l = iso_last[i];
+      if (s != l.seq) {
+        l.seq = s;
+        l.since = now;
+      } else if ((s & 1) && l.flagged != s && now - l.since >= time_slice_ns_) {
+        iso_ctx_[i]->preempt_seq.store(s, std::memory_order_relaxed);
+        l.flagged = s;
+      }
+    }
     for (std::size_t i = 0; i < slots_.size(); ++i) {
       worker_slot& w = *slots_[i];
       seen& l = last[i];
@@ -159,6 +180,21 @@ void scheduler::monitor_loop() {
       // Fire the stuck slot's due timers from here so the sleepers reach
       // the injector (and a free worker) instead of waiting for the poll.
       if (w.timers.earliest() <= now) w.timers.fire_due(now);
+      if (stuck_for >= stall_ns_ && l.reported != s) {
+        l.reported = s;
+        stalls_.fetch_add(1, std::memory_order_relaxed);
+        const stall_event e{0, static_cast<std::uint32_t>(i), stuck_for, l.handoff == s};
+        // Rate-limited like the warnings: a stall storm must not flood stderr.
+        const std::int64_t every = std::chrono::nanoseconds(tiers_->config().warn_interval).count();
+        if (now - last_report >= every) {
+          last_report = now;
+          std::fprintf(stderr,
+                       "pulse: worker %zu stalled: one poll has run for %.1f ms without yielding%s\n",
+                       i, static_cast<double>(stuck_for) / 1e6,
+                       l.handoff == s ? "; its queues moved to another thread" : "");
+        }
+        each_hook([&](runtime_hooks& h) { h.on_stall(e); });
+      }
       if (stuck_for >= handoff_ns_ && l.handoff != s) {
         bool can = false;
         {

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -55,6 +56,10 @@ constexpr std::uint32_t unparked_one = 1u << idle_unparked_shift;
 // ------------------------------------------------------------- completion
 
 void complete_task(task_header* t) {
+#if PULSE_PREEMPTION
+  if (t->budget.tier) [[unlikely]]
+    t->sched->forget_tier(t->budget.tier);
+#endif
   t->run_state.store(run::done, std::memory_order_release);
   const std::uint32_t old = t->join_state.fetch_or(join::complete, std::memory_order_acq_rel);
   // From here on the join_handle may free `t`, unless it must first wait for
@@ -85,6 +90,8 @@ void schedule_remote(scheduler* s, task_header* first, task_header* last, std::u
 }
 
 void notify_parked(scheduler* s) { s->notify_parked(); }
+
+void timer_armed_remotely(slot* s) noexcept { static_cast<worker_slot*>(s)->drv->unpark(); }
 
 bool submit_remote(scheduler* s, task_header* h) {
   if (!s->accepting()) return false;
@@ -123,7 +130,11 @@ scheduler::scheduler(const runtime_config& cfg) {
   time_slice_ns_ = std::chrono::nanoseconds(tiers.time_slice).count();
   handoff_ns_ = std::chrono::nanoseconds(tiers.handoff_threshold).count();
   budget_ = tiers.budget;
-  max_threads_ = n + tiers.max_compensating_threads;
+  stall_ns_ = std::chrono::nanoseconds(tiers.stall_threshold).count();
+  max_threads_ = n + tiers.max_compensating_threads +
+                 (tiers.isolate_enabled ? tiers.isolation_threads : 0);
+  tiers_ = std::make_unique<tier_manager>(tiers);
+  hooks_ = cfg.hooks;
   idle_state_.store(static_cast<std::uint32_t>(n) << idle_unparked_shift);
   sleepers_.reserve(n);
 }
@@ -135,6 +146,19 @@ void scheduler::start(const std::string& thread_name) {
   try {
     for (auto& wp : slots_) spawn_thread(wp.get());
 #if PULSE_PREEMPTION
+    if (tiers_->config().isolate_enabled) {
+      for (std::uint32_t i = 0; i < tiers_->config().isolation_threads; ++i) {
+        auto th = std::make_unique<worker_thread>();
+        worker_thread* p = th.get();
+        {
+          std::lock_guard lock(threads_mu_);
+          threads_.push_back(std::move(th));
+        }
+        iso_ctx_.push_back(p);
+        iso_threads_.emplace_back([this, p] { isolation_main(*p); });
+        pthread_setname_np(iso_threads_.back().native_handle(), "pulse-isolate");
+      }
+    }
     monitor_ = std::thread([this] { monitor_loop(); });
     pthread_setname_np(monitor_.native_handle(), "pulse-monitor");
 #endif
@@ -150,7 +174,8 @@ worker_thread* scheduler::spawn_thread(worker_slot* first) {
   worker_thread* p = th.get();
   p->assigned.store(first, std::memory_order_relaxed);
 #if PULSE_PREEMPTION
-  p->budget_per_poll = budget_;
+  for (unsigned t = 0; t < 4; ++t) p->budget_for[t] = tiers_->budget_for(static_cast<tier>(t));
+  p->timed = !hooks_.empty();
 #endif
   if (first) first->owner.store(p, std::memory_order_release);  // the monitor reads *p
   threads_.push_back(std::move(th));
@@ -278,7 +303,12 @@ task_header* scheduler::search(worker_slot& w) {
     for (std::uint32_t i = 0; i < n; ++i) {
       const std::uint32_t v = (start + i) % n;
       if (v == w.index) continue;
-      if (task_header* t = slots_[v]->queue.steal_into(w.queue)) return t;
+      if (task_header* t = slots_[v]->queue.steal_into(w.queue)) {
+#if PULSE_PREEMPTION
+        if (worker* th = t_worker) bump(th->stats.steals);
+#endif
+        return t;
+      }
     }
   }
   return pop_injector_batch(w);
@@ -294,19 +324,35 @@ PULSE_ALWAYS_INLINE bool scheduler::poll(worker_thread& th, worker_slot& w, task
   th.current = t;
   th.outcome = poll_outcome::suspended;
 #if PULSE_PREEMPTION
-  // ---- before_poll: refill the budget; publish "polling" for the monitor.
+  // ---- before_poll: refill the budget (by tier); publish "polling" for the
+  // monitor; stamp the time only for tasks being watched (tier > monitor)
+  // or when hooks want every poll.
   th.poll_seq.store(++th.seq, std::memory_order_relaxed);
-  t->budget.remaining = th.budget_per_poll;
+  const std::uint8_t tier_before = t->budget.tier;
+  t->budget.remaining = th.budget_for[tier_before & 3u];
+  if (tier_before | static_cast<std::uint8_t>(th.timed)) [[unlikely]]
+    th.poll_start = now_ns();
+  bump(th.stats.polls);
 #endif
   t->resume.resume();
 #if PULSE_PREEMPTION
   // ---- after_poll. The hand-off signal runs on this thread: either it saw
   // the odd seq (and set `lost` before we read it) or it sees the even one.
+  const bool long_poll = th.preempt_seq.load(std::memory_order_relaxed) == th.seq;
   th.poll_seq.store(++th.seq, std::memory_order_relaxed);
   std::atomic_signal_fence(std::memory_order_seq_cst);
   if (th.lost.load(std::memory_order_relaxed)) [[unlikely]] {
     finish_lost_poll(th, t);
     return false;
+  }
+  // Good polls of tasks in tier monitor (nearly all) skip the tier manager.
+  if (long_poll | (tier_before != 0) | th.timed) [[unlikely]]
+    account_poll(th, t, long_poll, th.outcome);
+  if (t->budget.tier == static_cast<std::uint8_t>(tier::isolate) &&
+      th.outcome == poll_outcome::yielded) [[unlikely]] {
+    th.current = nullptr;
+    isolate(t);
+    return true;
   }
 #endif
   th.current = nullptr;
@@ -341,6 +387,20 @@ PULSE_ALWAYS_INLINE bool scheduler::poll(worker_thread& th, worker_slot& w, task
 // keeps running here, isolated, so the kernel gives the CPU to the normal
 // workers first; anything it wakes goes through the injector.
 void scheduler::finish_lost_poll(worker_thread& th, task_header* t) {
+  bump(th.stats.handoffs);
+  {
+    // The poll stalled: straight to the top tier.
+    tier_state st;
+    std::memcpy(&st, &t->budget.policy, sizeof st);
+    const std::uint8_t before = st.tier;
+    tiers_->on_stall(st, now_ns());
+    std::memcpy(&t->budget.policy, &st, sizeof st);
+    t->budget.tier = st.tier;
+    if (st.tier != before) {
+      if (before) forget_tier(before);
+      tier_counts_[st.tier & 3u].fetch_add(1, std::memory_order_relaxed);
+    }
+  }
   for (;;) {
     th.current = nullptr;
     switch (th.outcome) {
@@ -373,7 +433,7 @@ void scheduler::finish_lost_poll(worker_thread& th, task_header* t) {
     }
     th.current = t;
     th.outcome = poll_outcome::suspended;
-    t->budget.remaining = th.budget_per_poll;
+    t->budget.remaining = th.budget_for[t->budget.tier & 3u];
     t->resume.resume();
   }
 }
@@ -401,6 +461,9 @@ void scheduler::park(worker_slot& w) {
       timeout = deadline - now_ns();
       if (timeout <= 0) break;
     }
+#if PULSE_PREEMPTION
+    if (worker* th = t_worker) bump(th->stats.parks);
+#endif
     w.drv->park(timeout);
     std::lock_guard lock(sleepers_mu_);
     if (!w.in_sleepers) {
@@ -483,6 +546,21 @@ void scheduler::shutdown() {
 #endif
   for (auto& th : threads_)
     if (th->thread.joinable()) th->thread.join();
+#if PULSE_PREEMPTION
+  {
+    std::lock_guard lock(iso_mu_);
+    iso_cv_.notify_all();
+  }
+  for (auto& t : iso_threads_)
+    if (t.joinable()) t.join();
+  // Tasks still waiting for an isolation thread are destroyed by drain().
+  for (task_header* t = iso_head_; t;) {
+    task_header* next = t->next;
+    injector_.push(t);
+    t = next;
+  }
+  iso_head_ = iso_tail_ = nullptr;
+#endif
   joined_ = true;
   drain();
 }

@@ -4,16 +4,22 @@
 #include <pthread.h>
 
 #include <atomic>
+#include <cstdio>
+#include <exception>
 #include <cstdint>
 #include <memory>
 #include <thread>
 #include <vector>
+#include <array>
+#include <condition_variable>
+#include <mutex>
 
 #include "driver.hpp"
 #include "pulse/detail/frame_allocator.hpp"
 #include "pulse/detail/injector.hpp"
 #include "pulse/detail/spinlock.hpp"
 #include "pulse/detail/worker.hpp"
+#include "pulse/preempt/tier_manager.hpp"
 #include "pulse/runtime.hpp"
 
 namespace pulse::detail {
@@ -77,6 +83,9 @@ class scheduler {
   std::size_t size() const noexcept { return slots_.size(); }
 
   void push_remote(task_header* first, task_header* last, std::uint32_t n);
+  runtime_metrics metrics() const;
+  /// A finished task was in a tier other than monitor.
+  void forget_tier(std::uint8_t tier) noexcept;
   bool accepting() const noexcept { return accepting_.load(std::memory_order_acquire); }
   void notify_parked();
 
@@ -89,6 +98,12 @@ class scheduler {
   bool poll(worker_thread& th, worker_slot& w, task_header* t);
 #if PULSE_PREEMPTION
   void finish_lost_poll(worker_thread& th, task_header* t);
+  void account_poll(worker_thread& th, task_header* t, bool long_poll, poll_outcome outcome);
+  void warn(const tier_event& e, std::int64_t poll_ns);
+  void isolation_main(worker_thread& th);
+  void isolate(task_header* t);
+  template <class F>
+  void each_hook(F&& f) noexcept;
 #endif
   void park(worker_slot& w);
   bool transition_to_searching(worker_slot& w) noexcept;
@@ -119,12 +134,43 @@ class scheduler {
   std::int64_t time_slice_ns_ = 1'000'000;
   std::int64_t handoff_ns_ = 3'000'000;
   std::uint32_t budget_ = 128;
+  std::int64_t stall_ns_ = 10'000'000;
+  std::unique_ptr<tier_manager> tiers_;
+  std::vector<std::shared_ptr<runtime_hooks>> hooks_;
+  std::atomic<std::uint64_t> stalls_{0};
+  std::atomic<std::uint64_t> isolated_{0};
+  std::array<std::atomic<std::int64_t>, 4> tier_counts_{};
+  std::atomic<std::int64_t> last_warn_ns_{0};
+  // Tasks in tier isolate that yielded, served by SCHED_IDLE threads.
+  std::mutex iso_mu_;
+  std::condition_variable iso_cv_;
+  task_header* iso_head_ = nullptr;
+  task_header* iso_tail_ = nullptr;
+  std::vector<std::thread> iso_threads_;
+  std::vector<worker_thread*> iso_ctx_;  // fixed after start()
 #if PULSE_PREEMPTION
   std::thread monitor_;
   std::unique_ptr<driver> monitor_drv_ = make_futex_driver();
   std::atomic<bool> monitor_sleeping_{false};
 #endif
 };
+
+#if PULSE_PREEMPTION
+// Hooks are user code: an exception is reported, never propagated into the
+// scheduler.
+template <class F>
+void scheduler::each_hook(F&& f) noexcept {
+  for (auto& h : hooks_) {
+    try {
+      f(*h);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "pulse: a runtime hook threw (ignored): %s\n", e.what());
+    } catch (...) {
+      std::fprintf(stderr, "pulse: a runtime hook threw a non-standard exception (ignored)\n");
+    }
+  }
+}
+#endif
 
 /// Completes a finished or cancelled task: wakes its awaiter, frees it when
 /// no join_handle is left.

@@ -8,12 +8,15 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 #include <utility>
 
 #include "pulse/detail/worker.hpp"
 #include "pulse/errors.hpp"
 #include "pulse/join_handle.hpp"
+#include "pulse/preempt/hooks.hpp"
 #include "pulse/preempt/tier_config.hpp"
+#include "pulse/metrics.hpp"
 #include "pulse/spawn.hpp"
 #include "pulse/task.hpp"
 
@@ -25,11 +28,13 @@ struct runtime_config {
   std::size_t worker_threads = 0;  // 0: PULSE_WORKER_THREADS or hardware_concurrency()
   std::string thread_name = "pulse-worker";
   std::optional<pulse::tier_config> tiers;  // empty: tier_config::from_env()
+  std::vector<std::shared_ptr<runtime_hooks>> hooks;
 };
 
 std::shared_ptr<scheduler> make_scheduler(const runtime_config& cfg);
 void shutdown_scheduler(scheduler* s);
 std::size_t scheduler_workers(const scheduler* s) noexcept;
+runtime_metrics scheduler_metrics(const scheduler* s);
 
 // Lets a non-worker thread wait for a task. Notifies under the lock, so the
 // waiter may destroy it as soon as it wakes up.
@@ -148,6 +153,13 @@ class runtime {
       cfg_.tiers = cfg;
       return *this;
     }
+    /// Adds a hook (see runtime_hooks); may be called several times. The
+    /// set is fixed once the runtime is built.
+    builder& hooks(std::shared_ptr<runtime_hooks> h) {
+      if (!h) detail::throw_usage("pulse: runtime::builder::hooks(nullptr)");
+      cfg_.hooks.push_back(std::move(h));
+      return *this;
+    }
     /// Starts the worker threads. Throws usage_error for an invalid
     /// PULSE_WORKER_THREADS, std::system_error if threads cannot start.
     runtime build() const { return runtime(detail::make_scheduler(cfg_)); }
@@ -202,6 +214,14 @@ class runtime {
 
   /// Number of worker threads.
   std::size_t worker_count() const noexcept { return s_ ? detail::scheduler_workers(s_.get()) : 0; }
+
+  /// A snapshot of the scheduler's counters. Thread-safe; the counters are
+  /// read without stopping the workers, so they are individually, not
+  /// mutually, consistent.
+  runtime_metrics metrics() const {
+    require_running();
+    return detail::scheduler_metrics(s_.get());
+  }
 
   /// Stops the workers, destroys unfinished tasks, joins the threads.
   /// Idempotent. Throws usage_error when called from one of its workers.

@@ -77,6 +77,10 @@ class [[nodiscard]] sleep_awaitable {
       node_.task = me;
       node_.on_fire = &detail::wake_on_fire;
       w->home->timers.insert(&node_);
+      // A thread that no longer owns the slot (a stuck or isolation thread)
+      // must tell the owner, which may be parked until a later deadline.
+      if (!detail::owned_slot(w)) [[unlikely]]
+        detail::timer_armed_remotely(w->home);
     }
     void await_resume() noexcept { resumed_ = true; }
 
@@ -141,7 +145,10 @@ class join_until {
 
   bool await_ready() noexcept { return false; }
   bool await_suspend(std::coroutine_handle<> awaiting) {
-    this_worker()->home->timers.insert(&node_);
+    worker* w = this_worker();
+    w->home->timers.insert(&node_);
+    if (!owned_slot(w)) [[unlikely]]
+      timer_armed_remotely(w->home);
     inner_.emplace(h_);
     if (inner_->await_ready()) return false;
     return inner_->await_suspend(awaiting);

@@ -47,10 +47,19 @@ struct alignas(cache_line) worker {
 #if PULSE_PREEMPTION
   /// Set (on this thread, by the hand-off signal) when the monitor gave
   /// `home` to another thread during the current poll: from then on this
-  /// thread must not touch the slot.
+  /// thread must not touch the slot. Always set on isolation threads.
   std::atomic<bool> lost{false};
-  std::uint32_t budget_per_poll = 128;
+  bool timed = false;               // hooks installed: time every poll
+  std::uint32_t budget_for[4] = {128, 128, 16, 16};  // per-poll budget by tier
   std::uint64_t seq = 0;            // odd while a poll runs; == poll_seq
+  std::int64_t poll_start = 0;      // ns; read only for tiered or timed polls
+
+  /// Counters, written only by this thread (load+store, no lock prefix),
+  /// read by runtime::metrics() from any thread.
+  struct counters {
+    std::atomic<std::uint64_t> polls{0}, long_polls{0}, budget_yields{0}, preempt_yields{0},
+        promotions{0}, demotions{0}, steals{0}, parks{0}, handoffs{0};
+  } stats;
 
   // ---- shared with the monitor thread: written once per poll / per slice ----
   /// Published copy of `seq`: the monitor sees a poll that outlives its
@@ -63,6 +72,11 @@ struct alignas(cache_line) worker {
   std::atomic<std::uint64_t> preempt_seq{~std::uint64_t{0}};
 #endif
 };
+
+/// Adds one to a counter owned by the calling thread.
+PULSE_ALWAYS_INLINE void bump(std::atomic<std::uint64_t>& c) noexcept {
+  c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
 
 /// The slot the calling thread may push to, or null (no runtime, or the
 /// slot was handed to another thread while this one was stuck in a poll).
@@ -94,6 +108,9 @@ PULSE_ALWAYS_INLINE worker* this_worker() noexcept { return t_worker; }
 void schedule_remote(scheduler* s, task_header* first, task_header* last, std::uint32_t n);
 /// Wakes one parked worker if none is searching for work.
 void notify_parked(scheduler* s);
+/// A timer was added to `s` by a thread that does not own it: wake the
+/// owner so that it re-reads its earliest deadline.
+void timer_armed_remotely(slot* s) noexcept;
 [[noreturn]] void throw_usage(const char* what);
 
 // idle_state layout: low 16 bits searching workers, high 16 bits unparked workers.

@@ -26,6 +26,9 @@ struct checkpoint_awaiter {
     detail::worker* w = detail::this_worker();
     w->current->resume = h;
     w->outcome = detail::poll_outcome::yielded;
+#if PULSE_PREEMPTION
+    detail::bump(w->stats.preempt_yields);
+#endif
   }
   void await_resume() const noexcept {}
 };
@@ -82,6 +85,7 @@ inline void yield_now_at(std::coroutine_handle<> where) noexcept {
   worker* w = this_worker();
   w->current->resume = where;
   w->outcome = poll_outcome::yielded;
+  bump(preempt_requested(w) ? w->stats.preempt_yields : w->stats.budget_yields);
 }
 
 template <class Aw>

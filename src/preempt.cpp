@@ -1,0 +1,218 @@
+// The slow paths of preemption: tier accounting after long polls, warnings,
+// hooks, the isolation threads, metrics.
+#include <fmt/format.h>
+#include <sched.h>
+
+#include <cstring>
+#include <exception>
+
+#include "pulse/time.hpp"
+#include "scheduler.hpp"
+
+namespace pulse::detail {
+
+#if PULSE_PREEMPTION
+
+void scheduler::forget_tier(std::uint8_t tier) noexcept {
+  tier_counts_[tier & 3u].fetch_sub(1, std::memory_order_relaxed);
+}
+
+// After a poll the monitor flagged as long, of a task above tier monitor,
+// or of any task when hooks are installed.
+void scheduler::account_poll(worker_thread& th, task_header* t, bool long_poll,
+                             poll_outcome outcome) {
+  const std::int64_t now = now_ns();
+  // Tasks in tier monitor are not stamped; a flagged poll lasted at least
+  // one slice, which is all the tier manager needs to count a violation.
+  const bool stamped = t->budget.tier != 0 || th.timed;
+  std::int64_t poll_ns = stamped ? now - th.poll_start : 0;
+  if (long_poll) {
+    bump(th.stats.long_polls);
+    poll_ns = std::max(poll_ns, time_slice_ns_ + 1);
+  }
+  tier_state st;
+  std::memcpy(&st, &t->budget.policy, sizeof st);
+  const auto from = st.level();
+  const tier_action action = tiers_->on_poll(st, poll_ns, now);
+  std::memcpy(&t->budget.policy, &st, sizeof st);
+  t->budget.tier = st.tier;
+  const auto task_id = reinterpret_cast<std::uintptr_t>(t);
+  if (action != tier_action::none) [[unlikely]] {
+    const auto to = st.level();
+    bump(action == tier_action::promoted ? th.stats.promotions : th.stats.demotions);
+    if (from != tier::monitor) forget_tier(static_cast<std::uint8_t>(from));
+    if (to != tier::monitor) tier_counts_[static_cast<unsigned>(to)].fetch_add(1, std::memory_order_relaxed);
+    const tier_event e{task_id, 0, from, to, action == tier_action::promoted ? poll_ns : 0};
+    if (action == tier_action::promoted) warn(e, poll_ns);
+    each_hook([&](runtime_hooks& h) { h.on_tier_change(e); });
+  }
+  if (th.timed) {
+    poll_event e;
+    e.task = task_id;
+    e.elapsed_ns = now - th.poll_start;
+    e.result = outcome == poll_outcome::completed  ? poll_result::completed
+               : outcome == poll_outcome::yielded ? poll_result::yielded
+                                                  : poll_result::suspended;
+    e.tier = st.level();
+    each_hook([&](runtime_hooks& h) { h.after_poll(e); });
+  }
+}
+
+// One line per warn_interval at most, for the whole runtime.
+void scheduler::warn(const tier_event& e, std::int64_t poll_ns) {
+  const std::int64_t now = now_ns();
+  const std::int64_t every =
+      std::chrono::nanoseconds(tiers_->config().warn_interval).count();
+  std::int64_t last = last_warn_ns_.load(std::memory_order_relaxed);
+  if (now - last < every || !last_warn_ns_.compare_exchange_strong(last, now)) return;
+  fmt::print(stderr,
+             "pulse: task {:#x} promoted {} -> {}: repeated polls over its time slice "
+             "(this one: {:.2f} ms{})\n",
+             e.task, to_string(e.from), to_string(e.to), static_cast<double>(poll_ns) / 1e6,
+             e.from == tier::monitor ? " or more" : "");
+  each_hook([&](runtime_hooks& h) { h.on_warn(e); });
+}
+
+void scheduler::isolate(task_header* t) {
+  t->next = nullptr;
+  std::lock_guard lock(iso_mu_);
+  if (iso_tail_)
+    iso_tail_->next = t;
+  else
+    iso_head_ = t;
+  iso_tail_ = t;
+  iso_cv_.notify_one();
+  wake_monitor();  // it may sleep with every worker parked
+}
+
+// An isolation thread: SCHED_IDLE, so it only gets CPU no normal thread
+// wants; polls tasks in tier isolate that yielded. It owns no slot (`lost`
+// is set for good), so whatever its tasks wake or spawn goes through the
+// injector, and a task that suspends goes back to the normal workers when
+// woken (and returns here if it keeps hogging).
+void scheduler::isolation_main(worker_thread& th) {
+  t_worker = &th;
+  t_frame_cache = &th.cache;
+  th.home = slots_[0].get();  // timers and the runtime pointer; never pushed to
+  th.lost.store(true, std::memory_order_relaxed);
+  for (unsigned t = 0; t < 4; ++t) th.budget_for[t] = tiers_->budget_for(static_cast<tier>(t));
+  sched_param p{};
+  (void)sched_setscheduler(0, SCHED_IDLE, &p);
+  for (;;) {
+    task_header* t = nullptr;
+    {
+      std::unique_lock lock(iso_mu_);
+      iso_cv_.wait(lock, [&] { return iso_head_ || shutdown_.load(std::memory_order_acquire); });
+      if (shutdown_.load(std::memory_order_acquire)) break;
+      t = iso_head_;
+      iso_head_ = t->next;
+      if (!iso_head_) iso_tail_ = nullptr;
+    }
+    isolated_.fetch_add(1, std::memory_order_relaxed);
+    if (t->run_state.load(std::memory_order_acquire) & run::cancel) {
+      cancel_task(t);
+      continue;
+    }
+    th.current = t;
+    th.outcome = poll_outcome::suspended;
+    th.poll_start = now_ns();
+    t->budget.remaining = th.budget_for[t->budget.tier & 3u];
+    bump(th.stats.polls);
+    th.poll_seq.store(++th.seq, std::memory_order_relaxed);  // the monitor flags long polls here too
+    t->resume.resume();
+    th.poll_seq.store(++th.seq, std::memory_order_relaxed);
+    th.current = nullptr;
+    // Tier bookkeeping continues here, so a task that behaves is demoted
+    // and returns to the normal workers.
+    tier_state st;
+    std::memcpy(&st, &t->budget.policy, sizeof st);
+    const std::uint8_t before = st.tier;
+    const auto action = tiers_->on_poll(st, now_ns() - th.poll_start, now_ns());
+    std::memcpy(&t->budget.policy, &st, sizeof st);
+    t->budget.tier = st.tier;
+    if (action != tier_action::none) {
+      bump(action == tier_action::promoted ? th.stats.promotions : th.stats.demotions);
+      forget_tier(before);
+      if (st.tier) tier_counts_[st.tier & 3u].fetch_add(1, std::memory_order_relaxed);
+    }
+    switch (th.outcome) {
+      case poll_outcome::completed:
+        complete_task(t);
+        break;
+      case poll_outcome::yielded:
+        if (st.tier == static_cast<std::uint8_t>(tier::isolate))
+          isolate(t);
+        else
+          push_remote(t, t, 1);
+        break;
+      case poll_outcome::suspended: {
+        std::uint32_t s = run::scheduled;
+        if (t->run_state.compare_exchange_strong(s, run::idle, std::memory_order_acq_rel,
+                                                 std::memory_order_acquire))
+          break;
+        if (s & run::cancel) {
+          cancel_task(t);
+          break;
+        }
+        t->run_state.fetch_and(~run::notified, std::memory_order_acq_rel);
+        t->next = nullptr;
+        push_remote(t, t, 1);
+        break;
+      }
+    }
+  }
+  t_frame_cache = nullptr;
+  t_worker = nullptr;
+}
+
+#endif  // PULSE_PREEMPTION
+
+runtime_metrics scheduler::metrics() const {
+  runtime_metrics m;
+#if PULSE_PREEMPTION
+  std::lock_guard lock(const_cast<std::mutex&>(threads_mu_));
+  for (const auto& th : threads_) {
+    const auto& c = th->stats;
+    runtime_metrics::thread t;
+    t.polls = c.polls.load(std::memory_order_relaxed);
+    t.long_polls = c.long_polls.load(std::memory_order_relaxed);
+    t.budget_yields = c.budget_yields.load(std::memory_order_relaxed);
+    t.preempt_yields = c.preempt_yields.load(std::memory_order_relaxed);
+    t.promotions = c.promotions.load(std::memory_order_relaxed);
+    t.demotions = c.demotions.load(std::memory_order_relaxed);
+    t.steals = c.steals.load(std::memory_order_relaxed);
+    t.parks = c.parks.load(std::memory_order_relaxed);
+    t.handoffs = c.handoffs.load(std::memory_order_relaxed);
+    m.threads.push_back(t);
+  }
+  m.stalls = stalls_.load(std::memory_order_relaxed);
+  m.isolated_tasks = isolated_.load(std::memory_order_relaxed);
+  for (unsigned i = 0; i < 4; ++i) m.tasks_in_tier[i] = tier_counts_[i].load(std::memory_order_relaxed);
+#endif
+  return m;
+}
+
+runtime_metrics scheduler_metrics(const scheduler* s) { return s->metrics(); }
+
+}  // namespace pulse::detail
+
+namespace pulse {
+
+std::string to_string(const runtime_metrics& m) {
+  std::string out;
+  auto line = [&](const std::string& who, const runtime_metrics::thread& t) {
+    out += fmt::format(
+        "{:>8}: polls {} long {} budget-yields {} preempt-yields {} promotions {} demotions {} "
+        "steals {} parks {} handoffs {}\n",
+        who, t.polls, t.long_polls, t.budget_yields, t.preempt_yields, t.promotions, t.demotions,
+        t.steals, t.parks, t.handoffs);
+  };
+  for (std::size_t i = 0; i < m.threads.size(); ++i) line(fmt::format("thread {}", i), m.threads[i]);
+  line("total", m.total());
+  out += fmt::format("stalls {}, isolated polls {}, tasks in tier warn/yield/isolate: {}/{}/{}\n",
+                     m.stalls, m.isolated_tasks, m.tasks_in_tier[1], m.tasks_in_tier[2],
+                     m.tasks_in_tier[3]);
+  return out;
+}
+
+}  // namespace pulse
