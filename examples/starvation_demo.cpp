@@ -1,9 +1,12 @@
-// The problem Pulse exists to solve, measured.
+// The problem Pulse exists to solve, and the fix, measured side by side.
 //
 // A probe task sleeps 1 ms in a loop and records how late each wake-up is.
 // Next to it run CPU hogs that never reach a co_await. In a cooperative
 // runtime every hog pins a worker for as long as it computes, so with more
-// hogs than workers the probe stalls for whole hog lifetimes.
+// hogs than workers the probe stalls for whole hog lifetimes. The demo runs
+// the scenario twice: with preemption effectively off (no hand-off, no
+// isolation, a 10 s time slice), then with Pulse's defaults, printing the
+// probe's lateness every 250 ms and every tier change as it happens.
 //   starvation_demo [hogs=4] [seconds=2] [workers=2]
 #include <algorithm>
 #include <atomic>
@@ -11,6 +14,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <vector>
 #include <pulse/pulse.hpp>
 
@@ -29,41 +33,84 @@ std::uint64_t busy_until(clk::time_point end) {
 
 pulse::task<std::uint64_t> hog(clk::time_point end) { co_return busy_until(end); }
 
-pulse::task<std::vector<double>> probe(clk::time_point end) {
-  std::vector<double> late_us;
+double percentile(std::vector<double> v, double q) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<std::size_t>(q * static_cast<double>(v.size())))];
+}
+
+// Prints every stall and tier change as it happens.
+struct tier_printer : pulse::runtime_hooks {
+  clk::time_point start = clk::now();
+  void on_stall(const pulse::stall_event& e) override {
+    std::printf("    %6.0f ms  worker %u stalled: one poll has run %.1f ms without an await%s\n",
+                std::chrono::duration<double, std::milli>(clk::now() - start).count(), e.worker,
+                static_cast<double>(e.stalled_ns) / 1e6,
+                e.handed_off ? " (its queues already run on another thread)" : "");
+  }
+  void on_tier_change(const pulse::tier_event& e) override {
+    std::printf("    %6.0f ms  task %#zx: tier %s -> %s\n",
+                std::chrono::duration<double, std::milli>(clk::now() - start).count(),
+                static_cast<std::size_t>(e.task), pulse::to_string(e.from), pulse::to_string(e.to));
+  }
+};
+
+pulse::task<> probe(clk::time_point end, std::vector<double>* all) {
+  std::vector<double> window;
+  auto next_report = clk::now() + 250ms;
   while (clk::now() < end) {
     const auto want = clk::now() + 1ms;
     co_await pulse::sleep_until(want);
-    late_us.push_back(std::chrono::duration<double, std::micro>(clk::now() - want).count());
+    const double late = std::chrono::duration<double, std::micro>(clk::now() - want).count();
+    window.push_back(late);
+    all->push_back(late);
+    if (clk::now() >= next_report) {
+      std::printf("    probe: %3zu wake-ups in the last 250 ms, lateness p50 %7.0f us, max %8.0f us\n",
+                  window.size(), percentile(window, 0.5), percentile(window, 1.0));
+      window.clear();
+      next_report += 250ms;
+    }
   }
-  co_return late_us;
 }
 
 pulse::task<> scenario(int hogs, std::chrono::milliseconds length) {
   const auto end = clk::now() + length;
-  auto p = pulse::spawn(probe(end));
+  std::vector<double> late;
+  auto p = pulse::spawn(probe(end, &late));
   std::vector<pulse::join_handle<std::uint64_t>> hs;
   for (int i = 0; i < hogs; ++i) hs.push_back(pulse::spawn(hog(end)));
   std::uint64_t units = 0;
   for (auto& h : hs) units += co_await h;
-  auto late = co_await p;
-  std::sort(late.begin(), late.end());
-  auto pct = [&](double q) {
-    return late.empty() ? 0.0 : late[std::min(late.size() - 1, static_cast<std::size_t>(q * late.size()))];
-  };
-  std::printf("%d hog(s): probe woke %4zu times (%lld expected); lateness p50 %8.0f us  p99 %8.0f us  max %8.0f us; hog work %llu\n",
-              hogs, late.size(), static_cast<long long>(length.count()), pct(0.5), pct(0.99),
-              late.empty() ? 0.0 : late.back(), static_cast<unsigned long long>(units));
+  co_await p;
+  std::printf("  => probe woke %zu times (%lld expected); lateness p50 %.0f us, p99 %.0f us, max %.0f us; hog work %llu units\n",
+              late.size(), static_cast<long long>(length.count()), percentile(late, 0.5),
+              percentile(late, 0.99), percentile(late, 1.0), static_cast<unsigned long long>(units));
 }
 
 int main(int argc, char** argv) {
   const int hogs = argc > 1 ? std::atoi(argv[1]) : 4;
   const auto length = std::chrono::milliseconds(argc > 2 ? std::atoi(argv[2]) * 1000 : 2000);
-  auto builder = pulse::runtime::builder();
-  builder.worker_threads(argc > 3 ? static_cast<std::size_t>(std::atoi(argv[3])) : 2);
-  auto rt = builder.build();
-  std::printf("Pulse starvation demo: %zu workers, a probe sleeping 1 ms in a loop, CPU hogs that never yield\n",
-              rt.worker_count());
-  rt.block_on(scenario(0, length));
-  rt.block_on(scenario(hogs, length));
+  const std::size_t workers = argc > 3 ? static_cast<std::size_t>(std::atoi(argv[3])) : 2;
+  std::printf("Pulse starvation demo: %zu workers; a probe sleeping 1 ms in a loop; %d CPU hogs that never yield\n",
+              workers, hogs);
+
+  auto off = pulse::tier_config::balanced();
+  off.time_slice = std::chrono::seconds(10);
+  off.yield_time_slice = std::chrono::seconds(10);
+  off.handoff_threshold = std::chrono::seconds(10);
+  off.stall_threshold = std::chrono::seconds(60);
+  off.violation_window = std::chrono::seconds(60);
+  off.budget = off.yield_budget = 65535;
+  off.isolate_enabled = false;
+  off.max_compensating_threads = 0;
+
+  for (const bool on : {false, true}) {
+    std::printf("\nPreemption %s:\n", on ? "ON (Pulse's defaults)" : "OFF (a purely cooperative runtime)");
+    auto printer = std::make_shared<tier_printer>();
+    auto b = pulse::runtime::builder();
+    b.worker_threads(workers).tier_config(on ? pulse::tier_config::balanced() : off);
+    if (on) b.hooks(printer);
+    auto rt = b.build();
+    rt.block_on(scenario(hogs, length));
+  }
 }

@@ -149,6 +149,11 @@ void scheduler::monitor_loop() {
         const std::uint64_t ack = owner->handoff_ack.load(std::memory_order_acquire);
         if (ack == l.handoff * 2 + 1) {
           set_idle_priority(owner->tid.load(std::memory_order_relaxed));
+          // The hand-off is the stall's compensation; the stuck thread leaves
+          // the monitor's view, so report the stall now.
+          stalls_.fetch_add(1, std::memory_order_relaxed);
+          const stall_event e{0, static_cast<std::uint32_t>(i), now - l.since, true};
+          each_hook([&](runtime_hooks& h) { h.on_stall(e); });
           worker_thread* spare = take_spare();
           if (spare) {
             w.owner.store(spare, std::memory_order_release);

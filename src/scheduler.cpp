@@ -399,6 +399,10 @@ void scheduler::finish_lost_poll(worker_thread& th, task_header* t) {
     if (st.tier != before) {
       if (before) forget_tier(before);
       tier_counts_[st.tier & 3u].fetch_add(1, std::memory_order_relaxed);
+      bump(th.stats.promotions);
+      const tier_event e{reinterpret_cast<std::uintptr_t>(t), 0, static_cast<tier>(before & 3u),
+                         st.level(), now_ns() - th.poll_start};
+      each_hook([&](runtime_hooks& h) { h.on_tier_change(e); });
     }
   }
   for (;;) {

@@ -28,7 +28,9 @@ struct tier_event {
   std::int64_t poll_ns = 0;  ///< the poll that caused it (0 for demotions)
 };
 
-/// A poll ran past tier_config::stall_threshold.
+/// A poll stalled its worker: it ran past tier_config::handoff_threshold and
+/// the worker's queues went to another thread (handed_off), or it ran past
+/// stall_threshold where no hand-off was possible.
 struct stall_event {
   std::uintptr_t task = 0;
   std::uint32_t worker = 0;     ///< the worker slot it was holding
