@@ -6,9 +6,10 @@
 //   task yields at its next await or checkpoint.
 // - A poll stuck past the hand-off threshold (the task ignores the flag, or
 //   never awaits at all) loses its slot: a signal handler on the stuck
-//   thread acknowledges, the thread drops to SCHED_IDLE and finishes its task
-//   there, and a spare thread takes over the slot's queues, LIFO slot and
-//   timers at once. The handshake runs on the stuck thread itself, so the
+//   thread acknowledges, a spare thread takes over the slot's queues, LIFO
+//   slot and timers at once, and the stuck thread finishes its task outside
+//   the slot; if that poll also passes the stall threshold, the thread drops
+//   to SCHED_IDLE so the kernel runs everyone else first. The handshake runs on the stuck thread itself, so the
 //   poll loop needs no atomic read-modify-write to notice it lost the slot.
 // - The due timers of a stuck slot are fired from here.
 // The monitor sleeps for good while every worker is parked.
@@ -73,6 +74,10 @@ void set_idle_priority(int tid) {
 void scheduler::become_spare(worker_thread& th) {
 #if PULSE_PREEMPTION
   sched_param p{};
+  std::unique_lock prio(th.prio_mu);
+  // Tell the monitor the stuck poll is over before restoring the priority.
+  th.poll_seq.store(++th.seq, std::memory_order_relaxed);
+  th.poll_seq.store(++th.seq, std::memory_order_relaxed);
   if (sched_setscheduler(0, SCHED_OTHER, &p) != 0) {
     // Not allowed back to normal priority (RLIMIT_NICE): retire the thread.
     th.usable = false;
@@ -104,6 +109,13 @@ void scheduler::monitor_loop() {
   };
   std::int64_t last_report = 0;
   std::vector<seen> last(slots_.size());
+  struct lost_poll {
+    worker_thread* th;
+    std::uint64_t seq;    // the stuck poll
+    std::int64_t since;   // when it was first seen
+    bool idled;
+  };
+  std::vector<lost_poll> lost;
   std::vector<seen> iso_last;
   // Sample a few times per slice: a poll is flagged between one slice and
   // one slice plus one tick after it started.
@@ -124,6 +136,24 @@ void scheduler::monitor_loop() {
     }
     monitor_drv_->park(tick);
     const std::int64_t now = now_ns();
+    // Threads that lost their slot in a poll that still runs: past the stall
+    // threshold, let the kernel run everyone else first.
+    for (auto& x : lost) {
+      if (x.idled) continue;
+      if (x.th->poll_seq.load(std::memory_order_relaxed) != x.seq) {
+        x.idled = true;  // the poll ended; the thread restores itself
+        continue;
+      }
+      if (now - x.since >= stall_ns_) {
+        // Under the thread's lock, so that it cannot restore its priority
+        // in between the check and the change (become_spare).
+        std::lock_guard lock(x.th->prio_mu);
+        if (x.th->poll_seq.load(std::memory_order_relaxed) == x.seq)
+          set_idle_priority(x.th->tid.load(std::memory_order_relaxed));
+        x.idled = true;
+      }
+    }
+    std::erase_if(lost, [](const lost_poll& x) { return x.idled; });
     // Isolation threads: only the time slice (so the tasks sharing one get
     // turns at their checkpoints and awaits); they own no slot to hand off.
     if (iso_last.size() != iso_ctx_.size()) iso_last.resize(iso_ctx_.size());
@@ -148,7 +178,10 @@ void scheduler::monitor_loop() {
       if (l.handoff && owner == l.owner) {
         const std::uint64_t ack = owner->handoff_ack.load(std::memory_order_acquire);
         if (ack == l.handoff * 2 + 1) {
-          set_idle_priority(owner->tid.load(std::memory_order_relaxed));
+          // The stuck thread keeps its priority for now: many long polls are
+          // merely long (a loop spawning 10,000 tasks) and end soon. Past
+          // the stall threshold it drops to SCHED_IDLE (below).
+          lost.push_back({owner, l.handoff, l.since, false});
           // The hand-off is the stall's compensation; the stuck thread leaves
           // the monitor's view, so report the stall now.
           stalls_.fetch_add(1, std::memory_order_relaxed);

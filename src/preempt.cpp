@@ -140,10 +140,12 @@ void scheduler::isolation_main(worker_thread& th) {
         complete_task(t);
         break;
       case poll_outcome::yielded:
-        if (st.tier == static_cast<std::uint8_t>(tier::isolate))
+        if (st.tier == static_cast<std::uint8_t>(tier::isolate)) {
           isolate(t);
-        else
+        } else {
+          t->next = nullptr;  // still links to the next isolated task
           push_remote(t, t, 1);
+        }
         break;
       case poll_outcome::suspended: {
         std::uint32_t s = run::scheduled;

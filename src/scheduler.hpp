@@ -57,6 +57,7 @@ struct worker_thread : worker {
   std::unique_ptr<driver> drv = make_futex_driver();  // a spare parks here
   std::atomic<worker_slot*> assigned{nullptr};        // slot to take over (spares)
   bool usable = true;  // false once it could not return to normal priority
+  std::mutex prio_mu;  // orders the monitor's SCHED_IDLE against the thread's restore
 #if PULSE_PREEMPTION
   // Hand-off handshake with the monitor: the monitor writes the stuck
   // poll's seq to `handoff_target` and signals the thread; the signal
