@@ -2,7 +2,8 @@
 # Build and run Pulse's whole test suite, as CI does (.ci/run execs this):
 #
 #   scripts/test.sh              release (also builds benchmarks and examples),
-#                                tsan, asan and clang-asan
+#                                nopreempt (PULSE_PREEMPTION=OFF), tsan, asan
+#                                and clang-asan
 #   scripts/test.sh --all        the same plus clang-release and clang-tsan
 #   scripts/test.sh PRESET...    only these presets (see CMakePresets.json)
 #
@@ -30,7 +31,7 @@ if ((${#presets[@]} == 0)); then
   # g++ 12 needs ASan's stack instrumentation off (asan-stack=0) to keep
   # symmetric transfer a tail call, so clang-asan is the run that catches
   # stack-use-after-scope and stack overflows of locals.
-  presets=(release tsan asan clang-asan)
+  presets=(release nopreempt tsan asan clang-asan)
   ((all)) && presets+=(clang-release clang-tsan)
 fi
 

@@ -400,9 +400,11 @@ TEST_CASE("an idle runtime uses almost no CPU", "[runtime][idle]") {
 }
 
 TEST_CASE("an idle runtime with a far-off timer uses almost no CPU", "[runtime][idle]") {
-  auto rt = make_runtime(2);
+  // Declared before the runtime: its shutdown destroys the sleeping task,
+  // whose local reports to `c`.
   lifetime_counter c;
   std::atomic<int> started{0}, woke{0};
+  auto rt = make_runtime(2);
   rt.spawn(sleep_with_local(&c, &started, &woke)).detach();
   REQUIRE(wait_until([&] { return started.load() == 1; }));
   std::this_thread::sleep_for(100ms);
