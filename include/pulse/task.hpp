@@ -74,15 +74,6 @@ class promise_base {
   unconstrained_awaiter<awaiter_t<A>> await_transform(unconstrained_awaitable<A>&& u) {
     return unconstrained_awaiter<awaiter_t<A>>{get_awaiter(std::forward<A>(u.awaitable))};
   }
-#else
-  template <class A>
-  awaiter_t<A> await_transform(unconstrained_awaitable<A>&& u) {
-    return get_awaiter(std::forward<A>(u.awaitable));
-  }
-  template <class A>
-  A&& await_transform(A&& a) noexcept {
-    return std::forward<A>(a);
-  }
 #endif
 
   std::coroutine_handle<> continuation_{};

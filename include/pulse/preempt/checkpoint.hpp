@@ -48,6 +48,10 @@ struct checkpoint_awaiter {
 template <class A>
 struct unconstrained_awaitable {
   A awaitable;
+#if !PULSE_PREEMPTION
+  // Without a budget there is nothing to opt out of: await the inner thing.
+  decltype(auto) operator co_await() && { return detail::get_awaiter(std::forward<A>(awaitable)); }
+#endif
 };
 
 template <class A>
