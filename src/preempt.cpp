@@ -147,20 +147,12 @@ void scheduler::isolation_main(worker_thread& th) {
           push_remote(t, t, 1);
         }
         break;
-      case poll_outcome::suspended: {
-        std::uint32_t s = run::scheduled;
-        if (t->run_state.compare_exchange_strong(s, run::idle, std::memory_order_acq_rel,
-                                                 std::memory_order_acquire))
-          break;
-        if (s & run::cancel) {
-          cancel_task(t);
-          break;
+      case poll_outcome::suspended:
+        if (settle_suspended(t)) {
+          t->next = nullptr;
+          push_remote(t, t, 1);
         }
-        t->run_state.fetch_and(~run::notified, std::memory_order_acq_rel);
-        t->next = nullptr;
-        push_remote(t, t, 1);
         break;
-      }
     }
   }
   t_frame_cache = nullptr;

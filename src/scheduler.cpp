@@ -363,20 +363,11 @@ PULSE_ALWAYS_INLINE bool scheduler::poll(worker_thread& th, worker_slot& w, task
     case poll_outcome::yielded:
       push_local(&w, t);
       return true;
-    case poll_outcome::suspended: {
-      std::uint32_t s = run::scheduled;
-      if (t->run_state.compare_exchange_strong(s, run::idle, std::memory_order_acq_rel,
-                                               std::memory_order_acquire)) [[likely]]
-        return true;
-      if (s & run::cancel) {
-        cancel_task(t);
-        return true;
-      }
+    case poll_outcome::suspended:
       // Woken during its own poll: poll it again, after what is queued.
-      t->run_state.fetch_and(~run::notified, std::memory_order_acq_rel);
-      push_local(&w, t);
+      if (settle_suspended(t)) [[unlikely]]
+        push_local(&w, t);
       return true;
-    }
   }
   return true;
 }
@@ -411,18 +402,9 @@ void scheduler::finish_lost_poll(worker_thread& th, task_header* t) {
       case poll_outcome::completed:
         complete_task(t);
         return;
-      case poll_outcome::suspended: {
-        std::uint32_t s = run::scheduled;
-        if (t->run_state.compare_exchange_strong(s, run::idle, std::memory_order_acq_rel,
-                                                 std::memory_order_acquire))
-          return;
-        if (s & run::cancel) {
-          cancel_task(t);
-          return;
-        }
-        t->run_state.fetch_and(~run::notified, std::memory_order_acq_rel);
+      case poll_outcome::suspended:
+        if (!settle_suspended(t)) return;
         break;  // woken meanwhile: poll again here
-      }
       case poll_outcome::yielded:
         break;
     }

@@ -179,4 +179,20 @@ void complete_task(task_header* t);
 /// Destroys the task's frame without resuming it and completes it as aborted.
 void cancel_task(task_header* t);
 
+/// After a poll that ended suspended: the task becomes idle (waiting for its
+/// one wake), unless it was aborted meanwhile (destroyed here) or woken
+/// during the poll — then it returns true and the caller queues it again.
+PULSE_ALWAYS_INLINE bool settle_suspended(task_header* t) {
+  std::uint32_t s = run::scheduled;
+  if (t->run_state.compare_exchange_strong(s, run::idle, std::memory_order_acq_rel,
+                                           std::memory_order_acquire)) [[likely]]
+    return false;
+  if (s & run::cancel) {
+    cancel_task(t);
+    return false;
+  }
+  t->run_state.fetch_and(~run::notified, std::memory_order_acq_rel);
+  return true;
+}
+
 }  // namespace pulse::detail
