@@ -185,7 +185,7 @@ void scheduler::monitor_loop() {
           // The hand-off is the stall's compensation; the stuck thread leaves
           // the monitor's view, so report the stall now.
           stalls_.fetch_add(1, std::memory_order_relaxed);
-          const stall_event e{0, static_cast<std::uint32_t>(i), now - l.since, true};
+          const stall_event e{static_cast<std::uint32_t>(i), now - l.since, true};
           each_hook([&](runtime_hooks& h) { h.on_stall(e); });
           worker_thread* spare = take_spare();
           if (spare) {
@@ -221,7 +221,7 @@ void scheduler::monitor_loop() {
       if (stuck_for >= stall_ns_ && l.reported != s) {
         l.reported = s;
         stalls_.fetch_add(1, std::memory_order_relaxed);
-        const stall_event e{0, static_cast<std::uint32_t>(i), stuck_for, l.handoff == s};
+        const stall_event e{static_cast<std::uint32_t>(i), stuck_for, l.handoff == s};
         // Rate-limited like the warnings: a stall storm must not flood stderr.
         const std::int64_t every = std::chrono::nanoseconds(tiers_->config().warn_interval).count();
         if (now - last_report >= every) {

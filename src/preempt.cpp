@@ -42,13 +42,14 @@ void scheduler::account_poll(worker_thread& th, task_header* t, bool long_poll,
     bump(action == tier_action::promoted ? th.stats.promotions : th.stats.demotions);
     if (from != tier::monitor) forget_tier(static_cast<std::uint8_t>(from));
     if (to != tier::monitor) tier_counts_[static_cast<unsigned>(to)].fetch_add(1, std::memory_order_relaxed);
-    const tier_event e{task_id, 0, from, to, action == tier_action::promoted ? poll_ns : 0};
+    const tier_event e{task_id, th.index, from, to, action == tier_action::promoted ? poll_ns : 0};
     if (action == tier_action::promoted) warn(e, poll_ns);
     each_hook([&](runtime_hooks& h) { h.on_tier_change(e); });
   }
   if (th.timed) {
     poll_event e;
     e.task = task_id;
+    e.thread = th.index;
     e.elapsed_ns = now - th.poll_start;
     e.result = outcome == poll_outcome::completed  ? poll_result::completed
                : outcome == poll_outcome::yielded ? poll_result::yielded
@@ -74,14 +75,13 @@ void scheduler::warn(const tier_event& e, std::int64_t poll_ns) {
 }
 
 void scheduler::isolate(task_header* t) {
-  t->next = nullptr;
-  std::lock_guard lock(iso_mu_);
-  if (iso_tail_)
-    iso_tail_->next = t;
-  else
-    iso_head_ = t;
-  iso_tail_ = t;
-  iso_cv_.notify_one();
+  iso_queue_.push(t);
+  {
+    // Notify under the waiters' mutex: a waiter checks the queue under it,
+    // so it either sees the task or gets the notification.
+    std::lock_guard lock(iso_mu_);
+    iso_cv_.notify_one();
+  }
   wake_monitor();  // it may sleep with every worker parked
 }
 
@@ -99,15 +99,15 @@ void scheduler::isolation_main(worker_thread& th) {
   sched_param p{};
   (void)sched_setscheduler(0, SCHED_IDLE, &p);
   for (;;) {
-    task_header* t = nullptr;
     {
       std::unique_lock lock(iso_mu_);
-      iso_cv_.wait(lock, [&] { return iso_head_ || shutdown_.load(std::memory_order_acquire); });
-      if (shutdown_.load(std::memory_order_acquire)) break;
-      t = iso_head_;
-      iso_head_ = t->next;
-      if (!iso_head_) iso_tail_ = nullptr;
+      iso_cv_.wait(lock, [&] {
+        return !iso_queue_.empty() || shutdown_.load(std::memory_order_acquire);
+      });
     }
+    if (shutdown_.load(std::memory_order_acquire)) break;
+    task_header* t = iso_queue_.pop();
+    if (!t) continue;  // another isolation thread took it
     isolated_.fetch_add(1, std::memory_order_relaxed);
     if (t->run_state.load(std::memory_order_acquire) & run::cancel) {
       cancel_task(t);

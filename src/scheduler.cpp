@@ -152,6 +152,7 @@ void scheduler::start(const std::string& thread_name) {
         worker_thread* p = th.get();
         {
           std::lock_guard lock(threads_mu_);
+          p->index = static_cast<std::uint32_t>(threads_.size());
           threads_.push_back(std::move(th));
         }
         iso_ctx_.push_back(p);
@@ -177,10 +178,11 @@ worker_thread* scheduler::spawn_thread(worker_slot* first) {
   for (unsigned t = 0; t < 4; ++t) p->budget_for[t] = tiers_->budget_for(static_cast<tier>(t));
   p->timed = !hooks_.empty();
 #endif
+  p->index = static_cast<std::uint32_t>(threads_.size());
   if (first) first->owner.store(p, std::memory_order_release);  // the monitor reads *p
   threads_.push_back(std::move(th));
   p->thread = std::thread([this, p] { thread_main(*p); });
-  std::string name = thread_name_ + "-" + std::to_string(threads_.size() - 1);
+  std::string name = thread_name_ + "-" + std::to_string(p->index);
   if (name.size() > 15) name.erase(0, name.size() - 15);
   pthread_setname_np(p->thread.native_handle(), name.c_str());
   return p;
@@ -391,7 +393,7 @@ void scheduler::finish_lost_poll(worker_thread& th, task_header* t) {
       if (before) forget_tier(before);
       tier_counts_[st.tier & 3u].fetch_add(1, std::memory_order_relaxed);
       bump(th.stats.promotions);
-      const tier_event e{reinterpret_cast<std::uintptr_t>(t), 0, static_cast<tier>(before & 3u),
+      const tier_event e{reinterpret_cast<std::uintptr_t>(t), th.index, static_cast<tier>(before & 3u),
                          st.level(), now_ns() - th.poll_start};
       each_hook([&](runtime_hooks& h) { h.on_tier_change(e); });
     }
@@ -540,12 +542,7 @@ void scheduler::shutdown() {
   for (auto& t : iso_threads_)
     if (t.joinable()) t.join();
   // Tasks still waiting for an isolation thread are destroyed by drain().
-  for (task_header* t = iso_head_; t;) {
-    task_header* next = t->next;
-    injector_.push(t);
-    t = next;
-  }
-  iso_head_ = iso_tail_ = nullptr;
+  while (task_header* t = iso_queue_.pop()) injector_.push(t);
 #endif
   joined_ = true;
   drain();

@@ -50,6 +50,7 @@ struct worker_slot : slot {
 struct worker_thread : worker {
   frame_cache cache;
   std::thread thread;
+  std::uint32_t index = 0;  // position in scheduler::threads_ (and in metrics)
   // Published by the thread itself before it polls anything (the monitor
   // signals it and changes its priority).
   std::atomic<int> tid{0};
@@ -142,11 +143,11 @@ class scheduler {
   std::atomic<std::uint64_t> isolated_{0};
   std::array<std::atomic<std::int64_t>, 4> tier_counts_{};
   std::atomic<std::int64_t> last_warn_ns_{0};
-  // Tasks in tier isolate that yielded, served by SCHED_IDLE threads.
+  // Tasks in tier isolate that yielded, served by SCHED_IDLE threads, which
+  // wait on iso_cv_ (iso_mu_ guards only the wait).
   std::mutex iso_mu_;
   std::condition_variable iso_cv_;
-  task_header* iso_head_ = nullptr;
-  task_header* iso_tail_ = nullptr;
+  injector iso_queue_;
   std::vector<std::thread> iso_threads_;
   std::vector<worker_thread*> iso_ctx_;  // fixed after start()
 #if PULSE_PREEMPTION

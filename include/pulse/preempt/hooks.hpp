@@ -32,7 +32,6 @@ struct tier_event {
 /// the worker's queues went to another thread (handed_off), or it ran past
 /// stall_threshold where no hand-off was possible.
 struct stall_event {
-  std::uintptr_t task = 0;
   std::uint32_t worker = 0;     ///< the worker slot it was holding
   std::int64_t stalled_ns = 0;  ///< how long the poll had run when reported
   bool handed_off = false;      ///< the worker's queues went to another thread

@@ -19,7 +19,7 @@ struct alignas(16) task_budget {
   std::uint16_t unconstrained = 0;
   /// The task's tier (pulse::tier), mirrored here for the poll loop.
   std::uint8_t tier = 0;
-  std::uint8_t flags = 0;
+  std::uint8_t reserved = 0;  // keeps the 16-byte layout explicit; unused
   /// The tier manager's per-task state (promotion / demotion history).
   std::uint64_t policy = 0;
 };
