@@ -143,6 +143,7 @@ class scheduler {
   std::atomic<std::uint64_t> isolated_{0};
   std::array<std::atomic<std::int64_t>, 4> tier_counts_{};
   std::atomic<std::int64_t> last_warn_ns_{0};
+  std::atomic<bool> hook_error_reported_{false};
   // Tasks in tier isolate that yielded, served by SCHED_IDLE threads, which
   // wait on iso_cv_ (iso_mu_ guards only the wait).
   std::mutex iso_mu_;
@@ -159,16 +160,22 @@ class scheduler {
 
 #if PULSE_PREEMPTION
 // Hooks are user code: an exception is reported, never propagated into the
-// scheduler.
+// scheduler. Only the first is printed: a hook that throws on every poll
+// must not flood stderr.
 template <class F>
 void scheduler::each_hook(F&& f) noexcept {
   for (auto& h : hooks_) {
     try {
       f(*h);
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "pulse: a runtime hook threw (ignored): %s\n", e.what());
     } catch (...) {
-      std::fprintf(stderr, "pulse: a runtime hook threw a non-standard exception (ignored)\n");
+      if (hook_error_reported_.exchange(true, std::memory_order_relaxed)) continue;
+      try {
+        throw;
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "pulse: a runtime hook threw (ignored; further ones are not reported): %s\n", e.what());
+      } catch (...) {
+        std::fprintf(stderr, "pulse: a runtime hook threw a non-standard exception (ignored; further ones are not reported)\n");
+      }
     }
   }
 }

@@ -30,6 +30,12 @@ namespace {
 
 pulse::runtime one_worker() { return pulse::runtime::builder().worker_threads(1).build(); }
 
+// The "other task": it can only run if the task hogging the worker yields.
+task<> set_flag(std::atomic<bool>* flag) {
+  flag->store(true);
+  co_return;
+}
+
 }  // namespace
 
 #if PULSE_PREEMPTION
@@ -62,10 +68,7 @@ TEST_CASE("a task looping on an always-ready await lets the other tasks run",
   std::atomic<bool> other_ran{false};
   long spins = 0;
   rt.block_on([&]() -> task<> {
-    auto other = pulse::spawn([](std::atomic<bool>* flag) -> task<> {
-      flag->store(true);
-      co_return;
-    }(&other_ran));
+    auto other = pulse::spawn(set_flag(&other_ran));
     // Without the budget this loop never suspends and, on one worker, the
     // other task never runs: the test would hang.
     while (!other_ran.load()) {
@@ -82,10 +85,7 @@ TEST_CASE("a nested task awaited in a loop is still preempted", "[preempt][budge
   auto rt = one_worker();
   std::atomic<bool> other_ran{false};
   rt.block_on([&]() -> task<> {
-    auto other = pulse::spawn([](std::atomic<bool>* flag) -> task<> {
-      flag->store(true);
-      co_return;
-    }(&other_ran));
+    auto other = pulse::spawn(set_flag(&other_ran));
     auto child = []() -> task<int> { co_return 1; };
     int sum = 0;
     while (!other_ran.load()) sum += co_await child();
@@ -100,10 +100,7 @@ TEST_CASE("checkpoint in a CPU loop yields once the time slice is spent",
   std::atomic<bool> other_ran{false};
   std::uint64_t x = 1;
   rt.block_on([&]() -> task<> {
-    auto other = pulse::spawn([](std::atomic<bool>* flag) -> task<> {
-      flag->store(true);
-      co_return;
-    }(&other_ran));
+    auto other = pulse::spawn(set_flag(&other_ran));
     const auto give_up = clk::now() + 60s;
     while (!other_ran.load() && clk::now() < give_up) {
       x = spin_work(x);
@@ -137,10 +134,7 @@ TEST_CASE("an unconstrained section neither consumes budget nor yields",
   auto rt = one_worker();
   std::atomic<bool> other_ran{false};
   rt.block_on([&]() -> task<> {
-    auto other = pulse::spawn([](std::atomic<bool>* flag) -> task<> {
-      flag->store(true);
-      co_return;
-    }(&other_ran));
+    auto other = pulse::spawn(set_flag(&other_ran));
     const std::uint32_t before = pulse::budget_remaining();
     bool saw_other = false;
     co_await pulse::unconstrained([](std::atomic<bool>* flag, bool* saw) -> task<> {

@@ -42,7 +42,7 @@ struct stall_event {
 /// default. They run on runtime threads (after_poll and on_tier_change on
 /// the thread that polled the task, on_stall on the monitor thread), so
 /// they must be thread-safe and quick. An exception thrown by a hook is
-/// caught and reported on stderr; the scheduler carries on.
+/// caught (the first one is reported on stderr); the scheduler carries on.
 class runtime_hooks {
  public:
   virtual ~runtime_hooks() = default;
