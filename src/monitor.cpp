@@ -17,11 +17,14 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/syscall.h>
+#include <execinfo.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <iterator>
 #include <mutex>
 #include <vector>
 
@@ -42,6 +45,19 @@ extern "C" void on_handoff_signal(int) {
     auto* th = static_cast<worker_thread*>(w);
     const std::uint64_t target = th->handoff_target.load(std::memory_order_relaxed);
     const std::uint64_t seq = th->poll_seq.load(std::memory_order_relaxed);
+    // A stall report wants to know where the poll is stuck. backtrace() is
+    // not async-signal-safe on paper; it is in practice once libgcc's
+    // unwinder is loaded, which install_handoff_handler() makes sure of
+    // (Seastar's stall detector relies on the same).
+    const std::uint64_t want_bt = th->bt_request.load(std::memory_order_relaxed);
+    if ((seq & 1) && want_bt == seq && th->bt_seq.load(std::memory_order_relaxed) != seq) {
+      th->bt_depth = ::backtrace(th->bt_frames, static_cast<int>(std::size(th->bt_frames)));
+      th->bt_seq.store(seq, std::memory_order_release);
+    }
+    if (target == 0) {  // a backtrace request only
+      errno = saved;
+      return;
+    }
     const bool accept = (seq & 1) && seq == target;
     if (accept) th->lost.store(true, std::memory_order_relaxed);
     std::atomic_signal_fence(std::memory_order_seq_cst);
@@ -58,7 +74,32 @@ void install_handoff_handler() {
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
     sigaction(handoff_signal, &sa, nullptr);
+    void* frame[1];
+    (void)::backtrace(frame, 1);  // loads the unwinder now, not in a handler
   });
+}
+
+// Prints a stall report: the poll, how long, and where the stuck thread
+// was (symbolised by glibc: exported symbols by name, the rest as
+// module+offset for addr2line).
+void print_stall(std::size_t slot, std::int64_t ns, bool handed_off, void* const* frames,
+                 int depth) {
+  std::fprintf(stderr,
+               "pulse: worker %zu stalled: one poll has run for %.1f ms without yielding%s\n", slot,
+               static_cast<double>(ns) / 1e6,
+               handed_off ? "; its queues moved to another thread" : "");
+  if (depth <= 0) {
+    std::fprintf(stderr, "  (no backtrace: the poll ended before it could be taken)\n");
+    return;
+  }
+  std::fprintf(stderr, "  backtrace of the stuck thread:\n");
+  // Frames 0 and 1 are the signal handler and the kernel's signal
+  // trampoline; the stuck code starts at 2.
+  char** names = ::backtrace_symbols(const_cast<void* const*>(frames), depth);
+  const int first = depth > 2 ? 2 : 0;
+  for (int i = first; i < depth; ++i)
+    std::fprintf(stderr, "    #%-2d %s\n", i - first, names ? names[i] : "?");
+  std::free(names);
 }
 
 void set_idle_priority(int tid) {
@@ -106,28 +147,61 @@ void scheduler::monitor_loop() {
     std::uint64_t flagged = 0;  // last seq asked to yield
     std::uint64_t handoff = 0;  // seq whose hand-off was requested
     std::uint64_t reported = 0; // seq reported as a stall
+    std::uint64_t cpu_seq = 0;  // seq whose thread CPU time was sampled
+    std::int64_t cpu0 = 0;      // thread CPU time and wall time at that sample
+    std::int64_t wall0 = 0;
   };
-  std::int64_t last_report = 0;
   std::vector<seen> last(slots_.size());
   struct lost_poll {
     worker_thread* th;
+    std::size_t slot;     // the slot it was holding
     std::uint64_t seq;    // the stuck poll
     std::int64_t since;   // when it was first seen
     bool idled;
   };
   std::vector<lost_poll> lost;
+  // Stall reports wait up to two ticks for the stuck thread's backtrace.
+  struct pending_report {
+    worker_thread* th;
+    std::size_t slot;
+    std::uint64_t seq;
+    std::int64_t since;
+    std::int64_t asked;
+    bool handed_off;
+  };
+  std::vector<pending_report> reports;
+  std::int64_t last_report = 0;
   std::vector<seen> iso_last;
   // Sample a few times per slice: a poll is flagged between one slice and
   // one slice plus one tick after it started.
   const std::int64_t tick = std::max<std::int64_t>(time_slice_ns_ / 4, 50'000);
+  const std::int64_t report_every = std::chrono::nanoseconds(tiers_->config().warn_interval).count();
   auto all_idle = [this] {
     if ((idle_state_.load(std::memory_order_seq_cst) >> idle_unparked_shift) != 0) return false;
     for (worker_thread* th : iso_ctx_)
       if (th->poll_seq.load(std::memory_order_seq_cst) & 1) return false;
     return true;
   };
+  auto ask_backtrace = [](worker_thread* th, std::uint64_t seq, bool send) {
+    th->bt_request.store(seq, std::memory_order_relaxed);
+    if (send) {
+      th->handoff_target.store(0, std::memory_order_relaxed);  // not a hand-off
+      pthread_kill(th->handle.load(std::memory_order_acquire), handoff_signal);
+    }
+  };
+  auto report_stall = [&](const pending_report& r, std::int64_t now) {
+    stalls_.fetch_add(1, std::memory_order_relaxed);
+    const stall_event e{static_cast<std::uint32_t>(r.slot), now - r.since, r.handed_off};
+    // Rate-limited like the warnings: a stall storm must not flood stderr.
+    if (now - last_report >= report_every) {
+      last_report = now;
+      const bool have_bt = r.th->bt_seq.load(std::memory_order_acquire) == r.seq;
+      print_stall(r.slot, now - r.since, r.handed_off, r.th->bt_frames, have_bt ? r.th->bt_depth : 0);
+    }
+    each_hook(hook_events::on_stall, [&](runtime_hooks& h) { h.on_stall(e); });
+  };
   while (!shutdown_.load(std::memory_order_acquire)) {
-    if (all_idle()) {
+    if (all_idle() && reports.empty()) {
       // Every worker is parked and no isolated task runs: sleep until woken.
       monitor_sleeping_.store(true, std::memory_order_seq_cst);
       if (all_idle() && !shutdown_.load(std::memory_order_acquire)) monitor_drv_->park(-1);
@@ -136,8 +210,14 @@ void scheduler::monitor_loop() {
     }
     monitor_drv_->park(tick);
     const std::int64_t now = now_ns();
+    // Stall reports whose backtrace arrived (or that waited long enough).
+    std::erase_if(reports, [&](const pending_report& r) {
+      if (r.th->bt_seq.load(std::memory_order_acquire) != r.seq && now - r.asked < 2 * tick) return false;
+      report_stall(r, now);
+      return true;
+    });
     // Threads that lost their slot in a poll that still runs: past the stall
-    // threshold, let the kernel run everyone else first.
+    // threshold, report the stall and let the kernel run everyone else first.
     for (auto& x : lost) {
       if (x.idled) continue;
       if (x.th->poll_seq.load(std::memory_order_relaxed) != x.seq) {
@@ -145,11 +225,15 @@ void scheduler::monitor_loop() {
         continue;
       }
       if (now - x.since >= stall_ns_) {
-        // Under the thread's lock, so that it cannot restore its priority
-        // in between the check and the change (become_spare).
-        std::lock_guard lock(x.th->prio_mu);
-        if (x.th->poll_seq.load(std::memory_order_relaxed) == x.seq)
-          set_idle_priority(x.th->tid.load(std::memory_order_relaxed));
+        {
+          // Under the thread's lock, so that it cannot restore its priority
+          // in between the check and the change (become_spare).
+          std::lock_guard lock(x.th->prio_mu);
+          if (x.th->poll_seq.load(std::memory_order_relaxed) == x.seq)
+            set_idle_priority(x.th->tid.load(std::memory_order_relaxed));
+        }
+        ask_backtrace(x.th, x.seq, true);
+        reports.push_back({x.th, x.slot, x.seq, x.since, now, true});
         x.idled = true;
       }
     }
@@ -180,13 +264,9 @@ void scheduler::monitor_loop() {
         if (ack == l.handoff * 2 + 1) {
           // The stuck thread keeps its priority for now: many long polls are
           // merely long (a loop spawning 10,000 tasks) and end soon. Past
-          // the stall threshold it drops to SCHED_IDLE (below).
-          lost.push_back({owner, l.handoff, l.since, false});
-          // The hand-off is the stall's compensation; the stuck thread leaves
-          // the monitor's view, so report the stall now.
-          stalls_.fetch_add(1, std::memory_order_relaxed);
-          const stall_event e{static_cast<std::uint32_t>(i), now - l.since, true};
-          each_hook([&](runtime_hooks& h) { h.on_stall(e); });
+          // the stall threshold it drops to SCHED_IDLE and the stall is
+          // reported (above).
+          lost.push_back({owner, i, l.handoff, l.since, false});
           worker_thread* spare = take_spare();
           if (spare) {
             w.owner.store(spare, std::memory_order_release);
@@ -211,7 +291,23 @@ void scheduler::monitor_loop() {
       }
       if (!(s & 1)) continue;
       const std::int64_t stuck_for = now - l.since;
+      const bool has_clock = owner->has_cpu_clock.load(std::memory_order_acquire);
+      if (l.cpu_seq != s && has_clock) {
+        // The poll outlived one sample: note the thread's CPU time, to tell
+        // at the end of the slice how much of it the thread really ran.
+        l.cpu_seq = s;
+        l.cpu0 = thread_cpu_ns(static_cast<int>(owner->cpu_clock_id));
+        l.wall0 = now;
+      }
       if (l.flagged != s && stuck_for >= time_slice_ns_) {
+        // Flag it either way (the waiting tasks need the CPU back), but if
+        // the thread got under half the CPU meanwhile, the OS took the time:
+        // tell the tier manager not to count it.
+        if (l.cpu_seq == s && l.cpu0 >= 0 && now - l.wall0 >= tick) {
+          const std::int64_t cpu1 = thread_cpu_ns(static_cast<int>(owner->cpu_clock_id));
+          if (cpu1 >= 0 && (cpu1 - l.cpu0) * 2 < now - l.wall0)
+            owner->stolen_seq.store(s, std::memory_order_relaxed);
+        }
         owner->preempt_seq.store(s, std::memory_order_relaxed);
         l.flagged = s;
       }
@@ -219,19 +315,11 @@ void scheduler::monitor_loop() {
       // the injector (and a free worker) instead of waiting for the poll.
       if (w.timers.earliest() <= now) w.timers.fire_due(now);
       if (stuck_for >= stall_ns_ && l.reported != s) {
+        // No hand-off happened (none possible): report it here, once the
+        // backtrace is in.
         l.reported = s;
-        stalls_.fetch_add(1, std::memory_order_relaxed);
-        const stall_event e{static_cast<std::uint32_t>(i), stuck_for, l.handoff == s};
-        // Rate-limited like the warnings: a stall storm must not flood stderr.
-        const std::int64_t every = std::chrono::nanoseconds(tiers_->config().warn_interval).count();
-        if (now - last_report >= every) {
-          last_report = now;
-          std::fprintf(stderr,
-                       "pulse: worker %zu stalled: one poll has run for %.1f ms without yielding%s\n",
-                       i, static_cast<double>(stuck_for) / 1e6,
-                       l.handoff == s ? "; its queues moved to another thread" : "");
-        }
-        each_hook([&](runtime_hooks& h) { h.on_stall(e); });
+        ask_backtrace(owner, s, true);
+        reports.push_back({owner, i, s, l.since, now, false});
       }
       if (stuck_for >= handoff_ns_ && l.handoff != s) {
         bool can = false;

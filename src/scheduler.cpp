@@ -135,6 +135,15 @@ scheduler::scheduler(const runtime_config& cfg) {
                  (tiers.isolate_enabled ? tiers.isolation_threads : 0);
   tiers_ = std::make_unique<tier_manager>(tiers);
   hooks_ = cfg.hooks;
+#if PULSE_PREEMPTION
+  for (const auto& h : hooks_) {
+    const auto ev = static_cast<std::uint32_t>(h->events());
+    for (unsigned bit = 0; bit < hooks_for_.size(); ++bit)
+      if (ev & (1u << bit)) hooks_for_[bit].push_back(h.get());
+    if ((h->events() & hook_events::per_poll) != hook_events::none) per_poll_hooks_ = true;
+  }
+  (void)cpu_clock::get();  // calibrate before any worker times a poll
+#endif
   idle_state_.store(static_cast<std::uint32_t>(n) << idle_unparked_shift);
   sleepers_.reserve(n);
 }
@@ -176,7 +185,7 @@ worker_thread* scheduler::spawn_thread(worker_slot* first) {
   p->assigned.store(first, std::memory_order_relaxed);
 #if PULSE_PREEMPTION
   for (unsigned t = 0; t < 4; ++t) p->budget_for[t] = tiers_->budget_for(static_cast<tier>(t));
-  p->timed = !hooks_.empty();
+  p->timed = per_poll_hooks_;
 #endif
   p->index = static_cast<std::uint32_t>(threads_.size());
   if (first) first->owner.store(p, std::memory_order_release);  // the monitor reads *p
@@ -327,13 +336,13 @@ PULSE_ALWAYS_INLINE bool scheduler::poll(worker_thread& th, worker_slot& w, task
   th.outcome = poll_outcome::suspended;
 #if PULSE_PREEMPTION
   // ---- before_poll: refill the budget (by tier); publish "polling" for the
-  // monitor; stamp the time only for tasks being watched (tier > monitor)
-  // or when hooks want every poll.
+  // monitor; read the cycle counter only for tasks being watched (tier >
+  // monitor) or when a hook wants every poll.
   th.poll_seq.store(++th.seq, std::memory_order_relaxed);
   const std::uint8_t tier_before = t->budget.tier;
   t->budget.remaining = th.budget_for[tier_before & 3u];
   if (tier_before | static_cast<std::uint8_t>(th.timed)) [[unlikely]]
-    th.poll_start = now_ns();
+    begin_timed_poll(th, t);
   bump(th.stats.polls);
 #endif
   t->resume.resume();
@@ -386,7 +395,9 @@ void scheduler::finish_lost_poll(worker_thread& th, task_header* t) {
     tier_state st;
     std::memcpy(&st, &t->budget.policy, sizeof st);
     const std::uint8_t before = st.tier;
-    tiers_->on_stall(st, now_ns());
+    const cpu_clock& clk = cpu_clock::get();
+    const std::uint64_t end = clk.ticks();
+    tiers_->on_stall(st, clk.to_ns(end));
     std::memcpy(&t->budget.policy, &st, sizeof st);
     t->budget.tier = st.tier;
     if (st.tier != before) {
@@ -394,8 +405,12 @@ void scheduler::finish_lost_poll(worker_thread& th, task_header* t) {
       tier_counts_[st.tier & 3u].fetch_add(1, std::memory_order_relaxed);
       bump(th.stats.promotions);
       const tier_event e{reinterpret_cast<std::uintptr_t>(t), th.index, static_cast<tier>(before & 3u),
-                         st.level(), now_ns() - th.poll_start};
-      each_hook([&](runtime_hooks& h) { h.on_tier_change(e); });
+                         st.level(),
+                         // Only timed polls have a start; the rest lasted at
+                         // least the hand-off threshold.
+                         (before | static_cast<std::uint8_t>(th.timed)) ? clk.to_ns(end - th.poll_start)
+                                                                        : handoff_ns_};
+      each_hook(hook_events::on_tier_change, [&](runtime_hooks& h) { h.on_tier_change(e); });
     }
   }
   for (;;) {
@@ -479,6 +494,14 @@ void scheduler::thread_main(worker_thread& th) {
   t_frame_cache = &th.cache;
   th.tid.store(static_cast<int>(::gettid()), std::memory_order_relaxed);
   th.handle.store(pthread_self(), std::memory_order_release);
+#if PULSE_PREEMPTION
+  if (pthread_getcpuclockid(pthread_self(), &th.cpu_clock_id) == 0)
+    th.has_cpu_clock.store(true, std::memory_order_release);
+  struct forget_clock {
+    worker_thread& th;
+    ~forget_clock() { th.has_cpu_clock.store(false, std::memory_order_release); }
+  } forget{th};
+#endif
   for (;;) {
     worker_slot* w = th.assigned.exchange(nullptr, std::memory_order_acquire);
     if (w) {

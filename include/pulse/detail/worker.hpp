@@ -52,13 +52,14 @@ struct alignas(cache_line) worker {
   bool timed = false;               // hooks installed: time every poll
   std::uint32_t budget_for[4] = {128, 128, 16, 16};  // per-poll budget by tier
   std::uint64_t seq = 0;            // odd while a poll runs; == poll_seq
-  std::int64_t poll_start = 0;      // ns; read only for tiered or timed polls
+  std::uint64_t poll_start = 0;     // cpu_clock ticks; set only for tiered or timed polls
 
   /// Counters, written only by this thread (load+store, no lock prefix),
   /// read by runtime::metrics() from any thread.
   struct counters {
     std::atomic<std::uint64_t> polls{0}, long_polls{0}, budget_yields{0}, preempt_yields{0},
-        promotions{0}, demotions{0}, steals{0}, parks{0}, handoffs{0};
+        promotions{0}, demotions{0}, steals{0}, parks{0}, handoffs{0},
+        stolen_polls{0};
   } stats;
 
   // ---- shared with the monitor thread: written once per poll / per slice ----
