@@ -1,6 +1,8 @@
 #include "cpu_clock.hpp"
 
+#include <fcntl.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -92,6 +94,24 @@ std::int64_t thread_cpu_ns(int clk) noexcept {
   timespec ts{};
   if (clock_gettime(static_cast<clockid_t>(clk), &ts) != 0) return -1;
   return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+int open_own_stat() noexcept { return ::open("/proc/thread-self/stat", O_RDONLY | O_CLOEXEC); }
+
+thread_sample sample_thread(int stat_fd, int clk) noexcept {
+  thread_sample t;
+  t.run_ns = thread_cpu_ns(clk);
+  if (stat_fd >= 0) {
+    // "tid (comm) S ...": the state follows the last ')' (comm may hold any
+    // character, parentheses included).
+    char buf[512];
+    const ssize_t n = ::pread(stat_fd, buf, sizeof buf - 1, 0);
+    if (n > 0) {
+      buf[n] = 0;
+      if (const char* p = std::strrchr(buf, ')'); p && p[1] == ' ' && p[2]) t.runnable = p[2] == 'R';
+    }
+  }
+  return t;
 }
 
 }  // namespace pulse::detail

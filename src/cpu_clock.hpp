@@ -72,4 +72,17 @@ class cpu_clock {
 /// `clk`, in ns; -1 if it cannot be read (the thread exited). One syscall.
 std::int64_t thread_cpu_ns(int clk) noexcept;
 
+/// What the kernel says about a thread: the CPU time it has used, and
+/// whether it is runnable (running or waiting for a CPU) rather than blocked.
+struct thread_sample {
+  std::int64_t run_ns = -1;  ///< -1: unknown
+  int runnable = -1;         ///< 1 runnable, 0 blocked/sleeping, -1 unknown
+};
+/// Opens the calling thread's /proc/thread-self/stat (-1 if absent); any
+/// thread may then pass it to sample_thread().
+int open_own_stat() noexcept;
+/// Two syscalls: the CPU clock `clk` and one pread of `stat_fd` (skipped
+/// when it is < 0).
+thread_sample sample_thread(int stat_fd, int clk) noexcept;
+
 }  // namespace pulse::detail

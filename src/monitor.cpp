@@ -89,10 +89,10 @@ void print_stall(std::size_t slot, std::int64_t ns, bool handed_off, void* const
                static_cast<double>(ns) / 1e6,
                handed_off ? "; its queues moved to another thread" : "");
   if (depth <= 0) {
-    std::fprintf(stderr, "  (no backtrace: the poll ended before it could be taken)\n");
+    std::fprintf(stderr, "  (no backtrace: the poll ended, or the thread got no CPU for 100 ms)\n");
     return;
   }
-  std::fprintf(stderr, "  backtrace of the stuck thread:\n");
+  std::fprintf(stderr, "  backtrace of the stuck thread (addr2line -Cfe <module> <+offset> names them):\n");
   // Frames 0 and 1 are the signal handler and the kernel's signal
   // trampoline; the stuck code starts at 2.
   char** names = ::backtrace_symbols(const_cast<void* const*>(frames), depth);
@@ -148,7 +148,7 @@ void scheduler::monitor_loop() {
     std::uint64_t handoff = 0;  // seq whose hand-off was requested
     std::uint64_t reported = 0; // seq reported as a stall
     std::uint64_t cpu_seq = 0;  // seq whose thread CPU time was sampled
-    std::int64_t cpu0 = 0;      // thread CPU time and wall time at that sample
+    std::int64_t cpu0 = 0;      // the thread's CPU time and the wall time then
     std::int64_t wall0 = 0;
   };
   std::vector<seen> last(slots_.size());
@@ -160,7 +160,7 @@ void scheduler::monitor_loop() {
     bool idled;
   };
   std::vector<lost_poll> lost;
-  // Stall reports wait up to two ticks for the stuck thread's backtrace.
+  // Stall reports wait (up to 100 ms) for the stuck thread's backtrace.
   struct pending_report {
     worker_thread* th;
     std::size_t slot;
@@ -201,8 +201,9 @@ void scheduler::monitor_loop() {
     each_hook(hook_events::on_stall, [&](runtime_hooks& h) { h.on_stall(e); });
   };
   while (!shutdown_.load(std::memory_order_acquire)) {
-    if (all_idle() && reports.empty()) {
-      // Every worker is parked and no isolated task runs: sleep until woken.
+    if (all_idle() && reports.empty() && lost.empty()) {
+      // Every worker is parked, no isolated task runs, and no thread that
+      // lost its slot is still stuck in its poll: sleep until woken.
       monitor_sleeping_.store(true, std::memory_order_seq_cst);
       if (all_idle() && !shutdown_.load(std::memory_order_acquire)) monitor_drv_->park(-1);
       monitor_sleeping_.store(false, std::memory_order_relaxed);
@@ -212,7 +213,12 @@ void scheduler::monitor_loop() {
     const std::int64_t now = now_ns();
     // Stall reports whose backtrace arrived (or that waited long enough).
     std::erase_if(reports, [&](const pending_report& r) {
-      if (r.th->bt_seq.load(std::memory_order_acquire) != r.seq && now - r.asked < 2 * tick) return false;
+      // The stuck thread answers when it next gets a CPU, which on a loaded
+      // machine can take milliseconds; a poll that ended will never answer.
+      const bool waiting = r.th->bt_seq.load(std::memory_order_acquire) != r.seq &&
+                           r.th->poll_seq.load(std::memory_order_relaxed) == r.seq &&
+                           now - r.asked < 100'000'000;
+      if (waiting) return false;
       report_stall(r, now);
       return true;
     });
@@ -232,7 +238,7 @@ void scheduler::monitor_loop() {
           if (x.th->poll_seq.load(std::memory_order_relaxed) == x.seq)
             set_idle_priority(x.th->tid.load(std::memory_order_relaxed));
         }
-        ask_backtrace(x.th, x.seq, true);
+        // Its backtrace was taken by the hand-off signal.
         reports.push_back({x.th, x.slot, x.seq, x.since, now, true});
         x.idled = true;
       }
@@ -294,20 +300,26 @@ void scheduler::monitor_loop() {
       const bool has_clock = owner->has_cpu_clock.load(std::memory_order_acquire);
       if (l.cpu_seq != s && has_clock) {
         // The poll outlived one sample: note the thread's CPU time, to tell
-        // at the end of the slice how much of it the thread really ran.
+        // later how much of the poll it really ran.
         l.cpu_seq = s;
         l.cpu0 = thread_cpu_ns(static_cast<int>(owner->cpu_clock_id));
         l.wall0 = now;
       }
+      // Whether the OS kept the thread off the CPU: it used under half of
+      // the wall time since that sample and is runnable now (waiting for a
+      // CPU, not blocked: time blocked in a syscall is the task's own
+      // doing). Then the tier manager must not count the poll against the
+      // task. Checked when the poll is flagged and again before a hand-off.
+      auto check_stolen = [&] {
+        const std::int64_t window = now - l.wall0;
+        if (l.cpu_seq != s || l.cpu0 < 0 || window < tick) return;
+        const thread_sample t1 = sample_thread(owner->stat_fd, static_cast<int>(owner->cpu_clock_id));
+        const bool stolen = t1.run_ns >= 0 && (t1.run_ns - l.cpu0) * 2 < window && t1.runnable == 1;
+        owner->stolen_seq.store(stolen ? s : ~std::uint64_t{0}, std::memory_order_relaxed);
+      };
       if (l.flagged != s && stuck_for >= time_slice_ns_) {
-        // Flag it either way (the waiting tasks need the CPU back), but if
-        // the thread got under half the CPU meanwhile, the OS took the time:
-        // tell the tier manager not to count it.
-        if (l.cpu_seq == s && l.cpu0 >= 0 && now - l.wall0 >= tick) {
-          const std::int64_t cpu1 = thread_cpu_ns(static_cast<int>(owner->cpu_clock_id));
-          if (cpu1 >= 0 && (cpu1 - l.cpu0) * 2 < now - l.wall0)
-            owner->stolen_seq.store(s, std::memory_order_relaxed);
-        }
+        // Flag it either way: the waiting tasks need the CPU back.
+        check_stolen();
         owner->preempt_seq.store(s, std::memory_order_relaxed);
         l.flagged = s;
       }
@@ -328,7 +340,9 @@ void scheduler::monitor_loop() {
           can = !spares_.empty() || threads_.size() < max_threads_;
         }
         if (can) {
+          check_stolen();
           l.handoff = s;
+          ask_backtrace(owner, s, false);  // the same signal takes it, for the stall report
           owner->handoff_target.store(s, std::memory_order_relaxed);
           owner->handoff_ack.store(0, std::memory_order_relaxed);
           pthread_kill(owner->handle.load(std::memory_order_acquire), handoff_signal);

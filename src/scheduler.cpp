@@ -397,7 +397,10 @@ void scheduler::finish_lost_poll(worker_thread& th, task_header* t) {
     const std::uint8_t before = st.tier;
     const cpu_clock& clk = cpu_clock::get();
     const std::uint64_t end = clk.ticks();
-    tiers_->on_stall(st, clk.to_ns(end));
+    // The monitor saw the thread wait for a CPU most of the time: the OS
+    // stalled this poll, not the task. Compensated all the same, not blamed.
+    if (th.stolen_seq.load(std::memory_order_relaxed) == th.seq - 1) bump(th.stats.stolen_polls);
+    else tiers_->on_stall(st, clk.to_ns(end));
     std::memcpy(&t->budget.policy, &st, sizeof st);
     t->budget.tier = st.tier;
     if (st.tier != before) {
@@ -495,6 +498,7 @@ void scheduler::thread_main(worker_thread& th) {
   th.tid.store(static_cast<int>(::gettid()), std::memory_order_relaxed);
   th.handle.store(pthread_self(), std::memory_order_release);
 #if PULSE_PREEMPTION
+  if (th.stat_fd < 0) th.stat_fd = open_own_stat();
   if (pthread_getcpuclockid(pthread_self(), &th.cpu_clock_id) == 0)
     th.has_cpu_clock.store(true, std::memory_order_release);
   struct forget_clock {

@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
@@ -82,6 +83,10 @@ struct worker_thread : worker {
   std::atomic<std::uint64_t> stolen_seq{~std::uint64_t{0}};
   std::atomic<bool> has_cpu_clock{false};
   clockid_t cpu_clock_id{};  // this thread's CPU-time clock (valid while has_cpu_clock)
+  int stat_fd = -1;          // its /proc/thread-self/stat; closed with the object
+  ~worker_thread() {
+    if (stat_fd >= 0) ::close(stat_fd);
+  }
 #endif
 };
 
