@@ -144,7 +144,9 @@ void scheduler::monitor_loop() {
     worker_thread* owner = nullptr;
     std::uint64_t seq = 0;      // last sampled poll_seq of `owner`
     std::int64_t since = 0;     // when that value was first seen
-    std::uint64_t flagged = 0;  // last seq asked to yield
+    std::uint64_t flagged = 0;  // last seq asked to yield for its slice
+    std::uint64_t kicked = 0;   // last seq asked to yield for a due timer
+    std::int64_t kicked_at = 0;
     std::uint64_t handoff = 0;  // seq whose hand-off was requested
     std::uint64_t reported = 0; // seq reported as a stall
     std::uint64_t cpu_seq = 0;  // seq whose thread CPU time was sampled
@@ -293,6 +295,14 @@ void scheduler::monitor_loop() {
         l.owner = owner;
         l.seq = s;
         l.since = now;
+        if ((s & 1) && w.timers.earliest() <= now) {
+          // A sleeper is due behind a poll that just started: same request
+          // as below, without waiting a tick to see the poll again.
+          owner->kick_seq.store(s, std::memory_order_relaxed);
+          owner->preempt_seq.store(s, std::memory_order_relaxed);
+          l.kicked = s;
+          l.kicked_at = now;
+        }
         continue;
       }
       if (!(s & 1)) continue;
@@ -317,15 +327,27 @@ void scheduler::monitor_loop() {
         const bool stolen = t1.run_ns >= 0 && (t1.run_ns - l.cpu0) * 2 < window && t1.runnable == 1;
         owner->stolen_seq.store(stolen ? s : ~std::uint64_t{0}, std::memory_order_relaxed);
       };
+      const bool timer_due = w.timers.earliest() <= now;
       if (l.flagged != s && stuck_for >= time_slice_ns_) {
         // Flag it either way: the waiting tasks need the CPU back.
         check_stolen();
+        owner->kick_seq.store(~std::uint64_t{0}, std::memory_order_relaxed);  // long after all
         owner->preempt_seq.store(s, std::memory_order_relaxed);
         l.flagged = s;
+      } else if (timer_due && l.flagged != s && l.kicked != s) {
+        // A sleeper on this slot is due while a poll runs: ask the poll to
+        // give way at its next await (the worker then fires the timer and
+        // runs the sleeper first) without counting it as a long poll.
+        owner->kick_seq.store(s, std::memory_order_relaxed);
+        owner->preempt_seq.store(s, std::memory_order_relaxed);
+        l.kicked = s;
+        l.kicked_at = now;
       }
-      // Fire the stuck slot's due timers from here so the sleepers reach
-      // the injector (and a free worker) instead of waiting for the poll.
-      if (w.timers.earliest() <= now) w.timers.fire_due(now);
+      // The poll ignores the request (it does not await): fire the slot's
+      // due timers from here so the sleepers reach the injector (and a free
+      // worker) instead of waiting for the poll.
+      if (timer_due && (l.flagged == s || (l.kicked == s && now - l.kicked_at >= tick)))
+        w.timers.fire_due(now);
       if (stuck_for >= stall_ns_ && l.reported != s) {
         // No hand-off happened (none possible): report it here, once the
         // backtrace is in.

@@ -45,6 +45,11 @@ void scheduler::report_hook_error() noexcept {
 // the registry's first hook; the application's follow.
 void scheduler::account_poll(worker_thread& th, task_header* t, bool long_poll,
                              poll_outcome outcome) {
+  if (long_poll && th.kick_seq.load(std::memory_order_relaxed) == th.seq - 1) [[unlikely]] {
+    // Asked to give way for a due timer before its slice was up: not long.
+    long_poll = false;
+    if (t->budget.tier == 0 && !th.timed) return;
+  }
   const cpu_clock& clk = cpu_clock::get();
   const std::uint64_t end = clk.ticks();
   const std::int64_t now = clk.to_ns(end);

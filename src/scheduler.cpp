@@ -255,11 +255,21 @@ bool scheduler::work_pending() const noexcept {
   return false;
 }
 
+// Owner only, between polls. The earliest sleeper that wakes goes to the
+// LIFO slot (if free) and runs next, the rest to the back of the queue in
+// deadline order: a task waking from a sleep has waited long enough.
 bool scheduler::fire_timers(worker_slot& w) {
   if (w.timers.earliest() == timer_heap::never) return false;
   const std::int64_t now = now_ns();
   if (w.timers.earliest() > now) return false;
-  return w.timers.fire_due(now) != 0;
+  return w.timers.fire_due(now, [&w](timer_node* n) {
+           if (n->on_fire == &wake_on_fire && !w.lifo) {
+             task_header* t = n->task;
+             if (claim_wake(t)) w.lifo = t;
+             return;
+           }
+           n->on_fire(n);
+         }) != 0;
 }
 
 task_header* scheduler::pop_injector_batch(worker_slot& w) {
@@ -289,8 +299,12 @@ PULSE_ALWAYS_INLINE task_header* scheduler::next_task(worker_thread& th, worker_
     w.until_global = global_queue_interval;
     // Fairness: timers and the global queue get a turn even when the local
     // queue never runs dry.
-    fire_timers(w);
-    if (task_header* t = injector_.pop()) return t;
+    if (fire_timers(w) && w.lifo) {
+      // A sleeper woke: it runs first; the injector gets the next poll.
+      w.until_global = 1;
+    } else if (task_header* t = injector_.pop()) {
+      return t;
+    }
   }
   if (w.lifo) {
     if (w.lifo_polls < max_lifo_polls) {

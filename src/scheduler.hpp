@@ -81,6 +81,9 @@ struct worker_thread : worker {
   // less than half of the CPU while it ran: time the OS took, not the task's
   // fault, so the tier manager does not count it.
   std::atomic<std::uint64_t> stolen_seq{~std::uint64_t{0}};
+  // The seq of a poll the monitor asked to give way before its slice was
+  // up, because a timer on its slot was due: the poll is not a long one.
+  std::atomic<std::uint64_t> kick_seq{~std::uint64_t{0}};
   std::atomic<bool> has_cpu_clock{false};
   clockid_t cpu_clock_id{};  // this thread's CPU-time clock (valid while has_cpu_clock)
   int stat_fd = -1;          // its /proc/thread-self/stat; closed with the object
