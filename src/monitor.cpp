@@ -59,7 +59,11 @@ extern "C" void on_handoff_signal(int) {
       return;
     }
     const bool accept = (seq & 1) && seq == target;
-    if (accept) th->lost.store(true, std::memory_order_relaxed);
+    if (accept) {
+      th->lost.store(true, std::memory_order_relaxed);
+      // The poll loop looks at `lost` only after a flagged poll.
+      th->preempt_seq.store(seq, std::memory_order_relaxed);
+    }
     std::atomic_signal_fence(std::memory_order_seq_cst);
     th->handoff_ack.store(target * 2 + (accept ? 1 : 0), std::memory_order_release);
   }

@@ -21,6 +21,7 @@ void scheduler::forget_tier(std::uint8_t tier) noexcept {
 // The poll of a task above tier monitor, or any poll when a hook wants
 // per-poll callbacks: stamp the start (cycle counter) and call before_poll.
 void scheduler::begin_timed_poll(worker_thread& th, task_header* t) {
+  t->budget.remaining = th.budget_for[t->budget.tier & 3u];
   th.poll_start = cpu_clock::get().ticks();
   if (!hooks_for_[0].empty()) {
     const poll_start_event e{reinterpret_cast<std::uintptr_t>(t), th.index,
@@ -38,6 +39,25 @@ void scheduler::report_hook_error() noexcept {
   } catch (...) {
     std::fprintf(stderr, "pulse: a runtime hook threw a non-standard exception (ignored; further ones are not reported)\n");
   }
+}
+
+// After a poll the monitor flagged (slice used up, timer due, or the slot
+// handed off) or a watched one (see poll()).
+scheduler::watched_end scheduler::after_watched_poll(worker_thread& th, worker_slot& w, task_header* t,
+                                                     bool flagged) {
+  if (th.lost.load(std::memory_order_relaxed)) [[unlikely]] {
+    finish_lost_poll(th, t);
+    return watched_end::lost;
+  }
+  // Timers and the injector get a turn before the next task.
+  if (flagged) w.until_global = 1;
+  account_poll(th, t, flagged, th.outcome);
+  if (t->budget.tier == static_cast<std::uint8_t>(tier::isolate) && th.outcome == poll_outcome::yielded) {
+    th.current = nullptr;
+    isolate(t);
+    return watched_end::isolated;
+  }
+  return watched_end::normal;
 }
 
 // After a poll the monitor flagged as long, of a task above tier monitor,
@@ -160,7 +180,6 @@ void scheduler::isolation_main(worker_thread& th) {
     th.outcome = poll_outcome::suspended;
     th.poll_start = cpu_clock::get().ticks();
     t->budget.remaining = th.budget_for[t->budget.tier & 3u];
-    bump(th.stats.polls);
     th.poll_seq.store(++th.seq, std::memory_order_relaxed);  // the monitor flags long polls here too
     t->resume.resume();
     th.poll_seq.store(++th.seq, std::memory_order_relaxed);
@@ -213,7 +232,11 @@ runtime_metrics scheduler::metrics() const {
   for (const auto& th : threads_) {
     const auto& c = th->stats;
     runtime_metrics::thread t;
-    t.polls = c.polls.load(std::memory_order_relaxed);
+    t.handoffs = c.handoffs.load(std::memory_order_relaxed);
+    // Every poll adds 2 to poll_seq; so does each return of a thread that
+    // lost its slot (become_spare), which is no poll.
+    t.polls = th->poll_seq.load(std::memory_order_relaxed) / 2 - t.handoffs +
+              c.extra_polls.load(std::memory_order_relaxed);
     t.long_polls = c.long_polls.load(std::memory_order_relaxed);
     t.budget_yields = c.budget_yields.load(std::memory_order_relaxed);
     t.preempt_yields = c.preempt_yields.load(std::memory_order_relaxed);

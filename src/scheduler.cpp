@@ -185,7 +185,7 @@ worker_thread* scheduler::spawn_thread(worker_slot* first) {
   p->assigned.store(first, std::memory_order_relaxed);
 #if PULSE_PREEMPTION
   for (unsigned t = 0; t < 4; ++t) p->budget_for[t] = tiers_->budget_for(static_cast<tier>(t));
-  p->timed = per_poll_hooks_;
+  p->timed = per_poll_hooks_ ? 1 : 0;
 #endif
   p->index = static_cast<std::uint32_t>(threads_.size());
   if (first) first->owner.store(p, std::memory_order_release);  // the monitor reads *p
@@ -288,14 +288,10 @@ task_header* scheduler::pop_injector_batch(worker_slot& w) {
   return first;
 }
 
-PULSE_ALWAYS_INLINE task_header* scheduler::next_task(worker_thread& th, worker_slot& w) {
-  bool fairness_round = --w.until_global == 0;
-#if PULSE_PREEMPTION
-  // After a poll that outlived its slice, timers and the injector get a turn
+PULSE_ALWAYS_INLINE task_header* scheduler::next_task([[maybe_unused]] worker_thread& th, worker_slot& w) {
+  // After a flagged poll, after_watched_poll() makes this a fairness round
   // at once: with long polls, 61 of them could be seconds.
-  fairness_round |= th.preempt_seq.load(std::memory_order_relaxed) == th.seq - 1;
-#endif
-  if (fairness_round) [[unlikely]] {
+  if (--w.until_global == 0) [[unlikely]] {
     w.until_global = global_queue_interval;
     // Fairness: timers and the global queue get a turn even when the local
     // queue never runs dry.
@@ -349,35 +345,31 @@ PULSE_ALWAYS_INLINE bool scheduler::poll(worker_thread& th, worker_slot& w, task
   th.current = t;
   th.outcome = poll_outcome::suspended;
 #if PULSE_PREEMPTION
-  // ---- before_poll: refill the budget (by tier); publish "polling" for the
-  // monitor; read the cycle counter only for tasks being watched (tier >
-  // monitor) or when a hook wants every poll.
+  // ---- before_poll: publish "polling" for the monitor; refill the budget.
+  // Tasks above tier monitor, and every task when a hook wants per-poll
+  // callbacks, are "watched": their polls are timed and accounted (out of
+  // line). Everyone else pays two stores, a load and one branch here.
   th.poll_seq.store(++th.seq, std::memory_order_relaxed);
-  const std::uint8_t tier_before = t->budget.tier;
-  t->budget.remaining = th.budget_for[tier_before & 3u];
-  if (tier_before | static_cast<std::uint8_t>(th.timed)) [[unlikely]]
-    begin_timed_poll(th, t);
-  bump(th.stats.polls);
+  const std::uint8_t watched = t->budget.tier | th.timed;
+  t->budget.remaining = th.budget_for[0];
+  if (watched) [[unlikely]]
+    begin_timed_poll(th, t);  // also refills by tier
 #endif
   t->resume.resume();
 #if PULSE_PREEMPTION
-  // ---- after_poll. The hand-off signal runs on this thread: either it saw
-  // the odd seq (and set `lost` before we read it) or it sees the even one.
-  const bool long_poll = th.preempt_seq.load(std::memory_order_relaxed) == th.seq;
+  // ---- after_poll. The monitor's request (slice used up, timer due) and
+  // the hand-off signal's acceptance both arrive in preempt_seq: the
+  // handler runs on this thread, so either it saw the odd seq (and set
+  // `lost` and preempt_seq before we read them) or it sees the even one.
   th.poll_seq.store(++th.seq, std::memory_order_relaxed);
   std::atomic_signal_fence(std::memory_order_seq_cst);
-  if (th.lost.load(std::memory_order_relaxed)) [[unlikely]] {
-    finish_lost_poll(th, t);
-    return false;
-  }
-  // Good polls of tasks in tier monitor (nearly all) skip the tier manager.
-  if (long_poll | (tier_before != 0) | th.timed) [[unlikely]]
-    account_poll(th, t, long_poll, th.outcome);
-  if (t->budget.tier == static_cast<std::uint8_t>(tier::isolate) &&
-      th.outcome == poll_outcome::yielded) [[unlikely]] {
-    th.current = nullptr;
-    isolate(t);
-    return true;
+  const bool flagged = th.preempt_seq.load(std::memory_order_relaxed) == th.seq - 1;
+  if (flagged | watched) [[unlikely]] {
+    switch (after_watched_poll(th, w, t, flagged)) {
+      case watched_end::lost: return false;
+      case watched_end::isolated: return true;
+      case watched_end::normal: break;
+    }
   }
 #endif
   th.current = nullptr;
@@ -454,6 +446,7 @@ void scheduler::finish_lost_poll(worker_thread& th, task_header* t) {
     th.current = t;
     th.outcome = poll_outcome::suspended;
     t->budget.remaining = th.budget_for[t->budget.tier & 3u];
+    bump(th.stats.extra_polls);
     t->resume.resume();
   }
 }

@@ -124,6 +124,8 @@ class scheduler {
   bool poll(worker_thread& th, worker_slot& w, task_header* t);
 #if PULSE_PREEMPTION
   void finish_lost_poll(worker_thread& th, task_header* t);
+  enum class watched_end : std::uint8_t { normal, lost, isolated };
+  watched_end after_watched_poll(worker_thread& th, worker_slot& w, task_header* t, bool flagged);
   void account_poll(worker_thread& th, task_header* t, bool long_poll, poll_outcome outcome);
   void warn(const tier_event& e, std::int64_t poll_ns);
   void isolation_main(worker_thread& th);
