@@ -228,8 +228,8 @@ void scheduler::monitor_loop() {
       report_stall(r, now);
       return true;
     });
-    // Threads that lost their slot in a poll that still runs: past the stall
-    // threshold, report the stall and let the kernel run everyone else first.
+    // Threads that lost their slot (and run at SCHED_IDLE) in a poll that
+    // still runs: past the stall threshold, report the stall.
     for (auto& x : lost) {
       if (x.idled) continue;
       if (x.th->poll_seq.load(std::memory_order_relaxed) != x.seq) {
@@ -237,13 +237,6 @@ void scheduler::monitor_loop() {
         continue;
       }
       if (now - x.since >= stall_ns_) {
-        {
-          // Under the thread's lock, so that it cannot restore its priority
-          // in between the check and the change (become_spare).
-          std::lock_guard lock(x.th->prio_mu);
-          if (x.th->poll_seq.load(std::memory_order_relaxed) == x.seq)
-            set_idle_priority(x.th->tid.load(std::memory_order_relaxed));
-        }
         // Its backtrace was taken by the hand-off signal.
         reports.push_back({x.th, x.slot, x.seq, x.since, now, true});
         x.idled = true;
@@ -274,10 +267,16 @@ void scheduler::monitor_loop() {
       if (l.handoff && owner == l.owner) {
         const std::uint64_t ack = owner->handoff_ack.load(std::memory_order_acquire);
         if (ack == l.handoff * 2 + 1) {
-          // The stuck thread keeps its priority for now: many long polls are
-          // merely long (a loop spawning 10,000 tasks) and end soon. Past
-          // the stall threshold it drops to SCHED_IDLE and the stall is
-          // reported (above).
+          // The stuck thread drops to SCHED_IDLE now: its poll keeps running
+          // whenever a CPU is free, but no longer competes with the thread
+          // that takes over its queues (at normal priority, four stuck
+          // threads on two CPUs would delay everyone by scheduler slices).
+          // Past the stall threshold the stall is reported (above).
+          {
+            std::lock_guard lock(owner->prio_mu);
+            if (owner->poll_seq.load(std::memory_order_relaxed) == l.handoff)
+              set_idle_priority(owner->tid.load(std::memory_order_relaxed));
+          }
           lost.push_back({owner, i, l.handoff, l.since, false});
           worker_thread* spare = take_spare();
           if (spare) {
