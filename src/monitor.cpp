@@ -324,16 +324,26 @@ void scheduler::monitor_loop() {
       // doing). Then the tier manager must not count the poll against the
       // task. Checked when the poll is flagged and again before a hand-off.
       auto check_stolen = [&] {
+        if (l.cpu_seq != s && has_clock) {
+          // The monitor itself ran late and missed the first sample: start
+          // the window now, for the next check (before a hand-off).
+          l.cpu_seq = s;
+          l.cpu0 = thread_cpu_ns(static_cast<int>(owner->cpu_clock_id));
+          l.wall0 = now;
+          return false;
+        }
         const std::int64_t window = now - l.wall0;
-        if (l.cpu_seq != s || l.cpu0 < 0 || window < tick) return;
+        if (l.cpu_seq != s || l.cpu0 < 0) return true;  // cannot tell
+        if (window < tick) return false;
         const thread_sample t1 = sample_thread(owner->stat_fd, static_cast<int>(owner->cpu_clock_id));
         const bool stolen = t1.run_ns >= 0 && (t1.run_ns - l.cpu0) * 2 < window && t1.runnable == 1;
         owner->stolen_seq.store(stolen ? s : ~std::uint64_t{0}, std::memory_order_relaxed);
+        return true;
       };
       const bool timer_due = w.timers.earliest() <= now;
       if (l.flagged != s && stuck_for >= time_slice_ns_) {
         // Flag it either way: the waiting tasks need the CPU back.
-        check_stolen();
+        (void)check_stolen();
         owner->kick_seq.store(~std::uint64_t{0}, std::memory_order_relaxed);  // long after all
         owner->preempt_seq.store(s, std::memory_order_relaxed);
         l.flagged = s;
@@ -364,8 +374,9 @@ void scheduler::monitor_loop() {
           std::lock_guard lock(threads_mu_);
           can = !spares_.empty() || threads_.size() < max_threads_;
         }
-        if (can) {
-          check_stolen();
+        // Hand off once the stolen-time check has a window to look at: if
+        // the monitor itself ran late, that costs one more tick.
+        if (can && check_stolen()) {
           l.handoff = s;
           ask_backtrace(owner, s, false);  // the same signal takes it, for the stall report
           owner->handoff_target.store(s, std::memory_order_relaxed);

@@ -221,7 +221,11 @@ TEST_CASE("a poll slowed down by CPU contention is not blamed on the task", "[ho
       while (!stop.load(std::memory_order_relaxed)) x = spin_work(x);
       CHECK(x != 0);
     });
-  auto rt = pulse::runtime::builder().worker_threads(1).build();
+  // No hand-off: the task must stay on the pinned thread for many polls.
+  auto cfg = pulse::tier_config::balanced();
+  cfg.handoff_threshold = 50ms;
+  cfg.stall_threshold = 100ms;
+  auto rt = pulse::runtime::builder().worker_threads(1).tier_config(cfg).build();
   rt.block_on([](cpu_set_t cpus) -> task<> {
     pthread_setaffinity_np(pthread_self(), sizeof cpus, &cpus);
     // A well-behaved task: it reaches a checkpoint every ~10 µs of CPU.
