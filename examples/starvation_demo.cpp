@@ -94,15 +94,7 @@ int main(int argc, char** argv) {
   std::printf("Pulse starvation demo: %zu workers; a probe sleeping 1 ms in a loop; %d CPU hogs that never yield\n",
               workers, hogs);
 
-  auto off = pulse::tier_config::balanced();
-  off.time_slice = std::chrono::seconds(10);
-  off.yield_time_slice = std::chrono::seconds(10);
-  off.handoff_threshold = std::chrono::seconds(10);
-  off.stall_threshold = std::chrono::seconds(60);
-  off.violation_window = std::chrono::seconds(60);
-  off.budget = off.yield_budget = 65535;
-  off.isolate_enabled = false;
-  off.max_compensating_threads = 0;
+  const auto off = pulse::tier_config::cooperative();
 
   for (const bool on : {false, true}) {
     std::printf("\nPreemption %s:\n", on ? "ON (Pulse's defaults)" : "OFF (a purely cooperative runtime)");

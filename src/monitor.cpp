@@ -39,6 +39,18 @@ namespace {
 // SIGURG, like Go: ignored by default, rarely used by applications.
 constexpr int handoff_signal = SIGURG;
 
+#if defined(__SANITIZE_THREAD__)
+constexpr bool under_tsan = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+constexpr bool under_tsan = true;
+#else
+constexpr bool under_tsan = false;
+#endif
+#else
+constexpr bool under_tsan = false;
+#endif
+
 extern "C" void on_handoff_signal(int) {
   const int saved = errno;
   if (worker* w = t_worker) {
@@ -49,8 +61,10 @@ extern "C" void on_handoff_signal(int) {
     // not async-signal-safe on paper; it is in practice once libgcc's
     // unwinder is loaded, which install_handoff_handler() makes sure of
     // (Seastar's stall detector relies on the same).
+    // Not under ThreadSanitizer: it delivers signals at its own safe points,
+    // inside its runtime, and unwinding from there can crash.
     const std::uint64_t want_bt = th->bt_request.load(std::memory_order_relaxed);
-    if ((seq & 1) && want_bt == seq && th->bt_seq.load(std::memory_order_relaxed) != seq) {
+    if (!under_tsan && (seq & 1) && want_bt == seq && th->bt_seq.load(std::memory_order_relaxed) != seq) {
       th->bt_depth = ::backtrace(th->bt_frames, static_cast<int>(std::size(th->bt_frames)));
       th->bt_seq.store(seq, std::memory_order_release);
     }
@@ -93,7 +107,8 @@ void print_stall(std::size_t slot, std::int64_t ns, bool handed_off, void* const
                static_cast<double>(ns) / 1e6,
                handed_off ? "; its queues moved to another thread" : "");
   if (depth <= 0) {
-    std::fprintf(stderr, "  (no backtrace: the poll ended, or the thread got no CPU for 100 ms)\n");
+    std::fprintf(stderr, under_tsan ? "  (no backtrace under ThreadSanitizer)\n"
+                               : "  (no backtrace: the poll ended, or the thread got no CPU for 100 ms)\n");
     return;
   }
   std::fprintf(stderr, "  backtrace of the stuck thread (addr2line -Cfe <module> <+offset> names them):\n");
@@ -221,7 +236,7 @@ void scheduler::monitor_loop() {
     std::erase_if(reports, [&](const pending_report& r) {
       // The stuck thread answers when it next gets a CPU, which on a loaded
       // machine can take milliseconds; a poll that ended will never answer.
-      const bool waiting = r.th->bt_seq.load(std::memory_order_acquire) != r.seq &&
+      const bool waiting = !under_tsan && r.th->bt_seq.load(std::memory_order_acquire) != r.seq &&
                            r.th->poll_seq.load(std::memory_order_relaxed) == r.seq &&
                            now - r.asked < 100'000'000;
       if (waiting) return false;

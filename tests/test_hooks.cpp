@@ -134,6 +134,9 @@ TEST_CASE("the registry calls each hook only for the events it subscribed to", "
       }()));
     for (auto& h : hs) co_await h;
   }());
+  // block_on returns as soon as the root finished, possibly before its
+  // worker ran the last after_poll: count after the workers stopped.
+  rt.shutdown();
   // Each spawned task: 3 polls (two yields, then completion), plus the root.
   CHECK(per_poll->completes.load() >= n);
   CHECK(per_poll->yields.load() >= 2 * n);
@@ -197,8 +200,10 @@ TEST_CASE("a stall is reported once, with a backtrace of the stuck thread", "[ho
   CHECK(hooks->stalls.load() == 1);
   CHECK(hooks->longest.load() >= 10'000'000);
   CHECK(err.find("worker 0 stalled") != std::string::npos);
-  CHECK(err.find("backtrace of the stuck thread") != std::string::npos);
-  CHECK(err.find("#0") != std::string::npos);
+  if (!pulse_test::tsan) {  // TSan delivers signals inside its runtime: no backtrace there
+    CHECK(err.find("backtrace of the stuck thread") != std::string::npos);
+    CHECK(err.find("#0") != std::string::npos);
+  }
 }
 
 TEST_CASE("a poll slowed down by CPU contention is not blamed on the task", "[hooks][stolen]") {
