@@ -178,33 +178,20 @@ void scheduler::isolation_main(worker_thread& th) {
     }
     th.current = t;
     th.outcome = poll_outcome::suspended;
-    th.poll_start = cpu_clock::get().ticks();
-    t->budget.remaining = th.budget_for[t->budget.tier & 3u];
     th.poll_seq.store(++th.seq, std::memory_order_relaxed);  // the monitor flags long polls here too
+    begin_timed_poll(th, t);  // budget by tier, start stamp, before_poll hooks
     t->resume.resume();
     th.poll_seq.store(++th.seq, std::memory_order_relaxed);
+    // Tier bookkeeping and hooks as on the workers, so a task that behaves
+    // is demoted and returns to the normal workers.
+    account_poll(th, t, th.preempt_seq.load(std::memory_order_relaxed) == th.seq - 1, th.outcome);
     th.current = nullptr;
-    // Tier bookkeeping continues here, so a task that behaves is demoted
-    // and returns to the normal workers.
-    tier_state st;
-    std::memcpy(&st, &t->budget.policy, sizeof st);
-    const std::uint8_t before = st.tier;
-    const std::uint64_t end = cpu_clock::get().ticks();
-    const auto action = tiers_->on_poll(st, cpu_clock::get().to_ns(end - th.poll_start),
-                                        cpu_clock::get().to_ns(end));
-    std::memcpy(&t->budget.policy, &st, sizeof st);
-    t->budget.tier = st.tier;
-    if (action != tier_action::none) {
-      bump(action == tier_action::promoted ? th.stats.promotions : th.stats.demotions);
-      forget_tier(before);
-      if (st.tier) tier_counts_[st.tier & 3u].fetch_add(1, std::memory_order_relaxed);
-    }
     switch (th.outcome) {
       case poll_outcome::completed:
         complete_task(t);
         break;
       case poll_outcome::yielded:
-        if (st.tier == static_cast<std::uint8_t>(tier::isolate)) {
+        if (t->budget.tier == static_cast<std::uint8_t>(tier::isolate)) {
           isolate(t);
         } else {
           t->next = nullptr;  // still links to the next isolated task

@@ -162,6 +162,7 @@ void scheduler::start(const std::string& thread_name) {
         {
           std::lock_guard lock(threads_mu_);
           p->index = static_cast<std::uint32_t>(threads_.size());
+          p->timed = per_poll_hooks_ ? 1 : 0;
           threads_.push_back(std::move(th));
         }
         iso_ctx_.push_back(p);
