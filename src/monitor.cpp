@@ -383,7 +383,13 @@ void scheduler::monitor_loop() {
         ask_backtrace(owner, s, true);
         reports.push_back({owner, i, s, l.since, now, false});
       }
-      if (stuck_for >= handoff_ns_ && l.handoff != s) {
+      // Hand off at the threshold, or sooner when tasks wait behind a poll
+      // that has ignored its flag for a whole tick (it does not await):
+      // compensating only helps if there is work to run, and then it helps
+      // at once.
+      const bool work_waiting = timer_due || !w.queue.empty() || !injector_.empty();
+      const bool ignoring_flag = l.flagged == s && stuck_for >= time_slice_ns_ + tick;
+      if ((stuck_for >= handoff_ns_ || (ignoring_flag && work_waiting)) && l.handoff != s) {
         bool can = false;
         {
           std::lock_guard lock(threads_mu_);

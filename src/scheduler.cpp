@@ -520,6 +520,10 @@ void scheduler::thread_main(worker_thread& th) {
       th.home = w;
 #if PULSE_PREEMPTION
       th.lost.store(false, std::memory_order_relaxed);
+      // Taking over a stuck slot: the sleepers the monitor fired meanwhile
+      // are in the injector; give it and the timers the first turn, before
+      // the tasks queued behind the stuck one.
+      w->until_global = 1;
 #endif
       run(th, *w);
       th.home = nullptr;
