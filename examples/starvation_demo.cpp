@@ -43,9 +43,9 @@ double percentile(std::vector<double> v, double q) {
 struct tier_printer : pulse::runtime_hooks {
   clk::time_point start = clk::now();
   void on_stall(const pulse::stall_event& e) override {
-    std::printf("    %6.0f ms  worker %u stalled: one poll has run %.1f ms without an await%s\n",
+    std::printf("    %6.0f ms  worker %u stalled: task %#lx has run %.1f ms in one poll without an await%s\n",
                 std::chrono::duration<double, std::milli>(clk::now() - start).count(), e.worker,
-                static_cast<double>(e.stalled_ns) / 1e6,
+                static_cast<unsigned long>(e.task), static_cast<double>(e.stalled_ns) / 1e6,
                 e.handed_off ? " (its queues already run on another thread)" : "");
   }
   void on_tier_change(const pulse::tier_event& e) override {

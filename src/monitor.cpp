@@ -64,8 +64,9 @@ extern "C" void on_handoff_signal(int) {
     // Not under ThreadSanitizer: it delivers signals at its own safe points,
     // inside its runtime, and unwinding from there can crash.
     const std::uint64_t want_bt = th->bt_request.load(std::memory_order_relaxed);
-    if (!under_tsan && (seq & 1) && want_bt == seq && th->bt_seq.load(std::memory_order_relaxed) != seq) {
-      th->bt_depth = ::backtrace(th->bt_frames, static_cast<int>(std::size(th->bt_frames)));
+    if ((seq & 1) && want_bt == seq && th->bt_seq.load(std::memory_order_relaxed) != seq) {
+      th->bt_task = reinterpret_cast<std::uintptr_t>(th->current);
+      th->bt_depth = under_tsan ? 0 : ::backtrace(th->bt_frames, static_cast<int>(std::size(th->bt_frames)));
       th->bt_seq.store(seq, std::memory_order_release);
     }
     if (target == 0) {  // a backtrace request only
@@ -100,11 +101,13 @@ void install_handoff_handler() {
 // Prints a stall report: the poll, how long, and where the stuck thread
 // was (symbolised by glibc: exported symbols by name, the rest as
 // module+offset for addr2line).
-void print_stall(std::size_t slot, std::int64_t ns, bool handed_off, void* const* frames,
-                 int depth) {
+void print_stall(std::size_t slot, std::uintptr_t task, std::int64_t ns, bool handed_off,
+                 void* const* frames, int depth) {
+  char who[40] = "a task";
+  if (task) std::snprintf(who, sizeof who, "task %#lx", static_cast<unsigned long>(task));
   std::fprintf(stderr,
-               "pulse: worker %zu stalled: one poll has run for %.1f ms without yielding%s\n", slot,
-               static_cast<double>(ns) / 1e6,
+               "pulse: worker %zu stalled: %s has run for %.1f ms in one poll without yielding%s\n",
+               slot, who, static_cast<double>(ns) / 1e6,
                handed_off ? "; its queues moved to another thread" : "");
   if (depth <= 0) {
     std::fprintf(stderr, under_tsan ? "  (no backtrace under ThreadSanitizer)\n"
@@ -212,12 +215,15 @@ void scheduler::monitor_loop() {
   };
   auto report_stall = [&](const pending_report& r, std::int64_t now) {
     stalls_.fetch_add(1, std::memory_order_relaxed);
-    const stall_event e{static_cast<std::uint32_t>(r.slot), now - r.since, r.handed_off};
+    const bool have_task = r.th->bt_seq.load(std::memory_order_acquire) == r.seq;
+    const stall_event e{static_cast<std::uint32_t>(r.slot), now - r.since, r.handed_off,
+                        have_task ? r.th->bt_task : 0};
     // Rate-limited like the warnings: a stall storm must not flood stderr.
     if (now - last_report >= report_every) {
       last_report = now;
       const bool have_bt = r.th->bt_seq.load(std::memory_order_acquire) == r.seq;
-      print_stall(r.slot, now - r.since, r.handed_off, r.th->bt_frames, have_bt ? r.th->bt_depth : 0);
+      print_stall(r.slot, have_bt ? r.th->bt_task : 0, now - r.since, r.handed_off, r.th->bt_frames,
+                  have_bt ? r.th->bt_depth : 0);
     }
     each_hook(hook_events::on_stall, [&](runtime_hooks& h) { h.on_stall(e); });
   };
@@ -236,7 +242,7 @@ void scheduler::monitor_loop() {
     std::erase_if(reports, [&](const pending_report& r) {
       // The stuck thread answers when it next gets a CPU, which on a loaded
       // machine can take milliseconds; a poll that ended will never answer.
-      const bool waiting = !under_tsan && r.th->bt_seq.load(std::memory_order_acquire) != r.seq &&
+      const bool waiting = r.th->bt_seq.load(std::memory_order_acquire) != r.seq &&
                            r.th->poll_seq.load(std::memory_order_relaxed) == r.seq &&
                            now - r.asked < 100'000'000;
       if (waiting) return false;

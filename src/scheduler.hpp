@@ -76,6 +76,7 @@ struct worker_thread : worker {
   std::atomic<std::uint64_t> bt_request{0};
   std::atomic<std::uint64_t> bt_seq{0};
   int bt_depth = 0;
+  std::uintptr_t bt_task = 0;  // the task that was running then
   void* bt_frames[32] = {};
   // The monitor stores the seq of a long poll for which this thread got
   // less than half of the CPU while it ran: time the OS took, not the task's

@@ -113,9 +113,11 @@ struct stall_only_hooks : pulse::runtime_hooks {
   void after_poll(const pulse::poll_event&) override { polls.fetch_add(1); }
   void on_yield(const pulse::poll_event&) override { polls.fetch_add(1); }
   void on_complete(const pulse::poll_event&) override { polls.fetch_add(1); }
+  std::atomic<std::uintptr_t> task{0};
   void on_stall(const pulse::stall_event& e) override {
     stalls.fetch_add(1);
     longest.store(e.stalled_ns);
+    task.store(e.task);
   }
 };
 }  // namespace
@@ -199,7 +201,8 @@ TEST_CASE("a stall is reported once, with a backtrace of the stuck thread", "[ho
   INFO(err);
   CHECK(hooks->stalls.load() == 1);
   CHECK(hooks->longest.load() >= 10'000'000);
-  CHECK(err.find("worker 0 stalled") != std::string::npos);
+  CHECK(hooks->task.load() != 0);  // the stuck task, recorded on its own thread
+  CHECK(err.find("worker 0 stalled: task 0x") != std::string::npos);
   if (!pulse_test::tsan) {  // TSan delivers signals inside its runtime: no backtrace there
     CHECK(err.find("backtrace of the stuck thread") != std::string::npos);
     CHECK(err.find("#0") != std::string::npos);

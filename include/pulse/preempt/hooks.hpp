@@ -41,6 +41,7 @@ struct stall_event {
   std::uint32_t worker = 0;     ///< the worker slot the poll started on
   std::int64_t stalled_ns = 0;  ///< how long the poll had run when reported
   bool handed_off = false;      ///< the worker's queues went to another thread
+  std::uintptr_t task = 0;      ///< the stuck task (0 if its thread did not answer)
 };
 
 /// Which callbacks a hook wants; see runtime_hooks::events().
