@@ -105,6 +105,17 @@ void scheduler::account_poll(worker_thread& th, task_header* t, bool long_poll,
     if (action == tier_action::promoted) warn(e, poll_ns);
     each_hook(hook_events::on_tier_change, [&](runtime_hooks& h) { h.on_tier_change(e); });
   }
+  if (th.trace) [[unlikely]] {
+    trace_event ev;
+    ev.task = task_id;
+    ev.start = th.poll_start;
+    ev.dur_ns = static_cast<std::uint32_t>(std::min<std::int64_t>(elapsed, 0xffffffff));
+    ev.tier = st.tier;
+    ev.outcome = outcome == poll_outcome::completed ? trace_outcome::completed
+                 : outcome == poll_outcome::yielded ? (long_poll ? trace_outcome::preempted : trace_outcome::yielded)
+                                                    : trace_outcome::suspended;
+    th.trace->record(ev);
+  }
   if (th.timed) {
     poll_event e;
     e.task = task_id;

@@ -29,12 +29,14 @@ struct runtime_config {
   std::string thread_name = "pulse-worker";
   std::optional<pulse::tier_config> tiers;  // empty: tier_config::from_env()
   std::vector<std::shared_ptr<runtime_hooks>> hooks;
+  std::string trace_path;  // empty: PULSE_TRACE, else no trace
 };
 
 std::shared_ptr<scheduler> make_scheduler(const runtime_config& cfg);
 void shutdown_scheduler(scheduler* s);
 std::size_t scheduler_workers(const scheduler* s) noexcept;
 runtime_metrics scheduler_metrics(const scheduler* s);
+void scheduler_write_trace(scheduler* s, const std::string& path);
 
 // Lets a non-worker thread wait for a task. Notifies under the lock, so the
 // waiter may destroy it as soon as it wakes up.
@@ -160,6 +162,18 @@ class runtime {
       cfg_.hooks.push_back(std::move(h));
       return *this;
     }
+    /// Records every poll (thread, task, start, duration, tier, outcome) in
+    /// a per-thread ring buffer and writes them to `path` at shutdown, as
+    /// Chrome Trace Event JSON (Perfetto, chrome://tracing;
+    /// scripts/trace_timeline.py draws a PNG). PULSE_TRACE=path does the
+    /// same without code. Costs the cycle counter and a slow-path call per
+    /// poll while on (see BENCHMARKS.md); nothing when off. Needs
+    /// PULSE_PREEMPTION.
+    builder& trace(std::string path) {
+      if (path.empty()) detail::throw_usage("pulse: runtime::builder::trace(\"\"): give a file path");
+      cfg_.trace_path = std::move(path);
+      return *this;
+    }
     /// Starts the worker threads. Throws usage_error for an invalid
     /// PULSE_WORKER_THREADS, std::system_error if threads cannot start.
     runtime build() const { return runtime(detail::make_scheduler(cfg_)); }
@@ -221,6 +235,14 @@ class runtime {
   runtime_metrics metrics() const {
     require_running();
     return detail::scheduler_metrics(s_.get());
+  }
+
+  /// Writes the poll trace recorded so far (see builder::trace) to `path`
+  /// without stopping anything. Throws usage_error when tracing is off,
+  /// std::system_error when the file cannot be written.
+  void write_trace(const std::string& path) {
+    require_running();
+    detail::scheduler_write_trace(s_.get(), path);
   }
 
   /// Stops the workers, destroys unfinished tasks, joins the threads.
