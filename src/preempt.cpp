@@ -141,9 +141,9 @@ void scheduler::warn(const tier_event& e, std::int64_t poll_ns) {
   std::int64_t last = last_warn_ns_.load(std::memory_order_relaxed);
   if (now - last < every || !last_warn_ns_.compare_exchange_strong(last, now)) return;
   fmt::print(stderr,
-             "pulse: task {:#x} promoted {} -> {}: repeated polls over its time slice "
+             "pulse: task {:#x} promoted {} -> {} on thread {}: repeated polls over its time slice "
              "(this one: {:.2f} ms{})\n",
-             e.task, to_string(e.from), to_string(e.to), static_cast<double>(poll_ns) / 1e6,
+             e.task, to_string(e.from), to_string(e.to), e.thread, static_cast<double>(poll_ns) / 1e6,
              e.from == tier::monitor ? " or more" : "");
   each_hook(hook_events::on_warn, [&](runtime_hooks& h) { h.on_warn(e); });
 }
