@@ -350,15 +350,15 @@ class sender {
   /// operation_cancelled when its scope is cancelled while it waits (v is
   /// dropped, not sent). A sending task destroyed while it waits sends
   /// nothing; one destroyed after its value was taken has sent it.
-  send_op send(T v) {
+  send_op send(T v) const {
     require();
     return send_op(s_, std::move(v));
   }
 
   /// Sends without waiting: true if sent, false if the buffer is full (v is
   /// then left untouched). Throws channel_closed when closed.
-  bool try_send(T&& v) { return try_send_impl(v); }
-  bool try_send(const T& v) {
+  bool try_send(T&& v) const { return try_send_impl(v); }
+  bool try_send(const T& v) const {
     T copy(v);
     return try_send_impl(copy);
   }
@@ -366,7 +366,7 @@ class sender {
   /// For threads outside the runtime: blocks the calling thread while the
   /// buffer is full. Throws channel_closed when closed, usage_error on a
   /// runtime worker thread.
-  void send_blocking(T v) {
+  void send_blocking(T v) const {
     require();
     detail::require_not_worker(
         "pulse::sender::send_blocking called on a runtime worker thread (it would block the "
@@ -391,7 +391,7 @@ class sender {
   /// Closes the channel for everyone: later sends throw channel_closed,
   /// waiting senders are woken with channel_closed (their values dropped);
   /// receivers still get every value already buffered, then nullopt.
-  void close() noexcept {
+  void close() const noexcept {
     if (!s_) return;
     detail::wake_batch batch;
     std::lock_guard lock(s_->mu);
@@ -419,7 +419,7 @@ class sender {
     if (!s_) [[unlikely]]
       detail::throw_usage("pulse::sender used after being moved from (or default-constructed)");
   }
-  bool try_send_impl(T& v) {
+  bool try_send_impl(T& v) const {
     require();
     detail::wake_batch batch;
     std::lock_guard lock(s_->mu);
@@ -517,13 +517,13 @@ class receiver {
   /// scope is cancelled while it waits (no value is taken). If the task is
   /// destroyed after a value was handed to it, the value goes to the next
   /// waiting receiver or back to the front of the buffer.
-  recv_op recv() {
+  recv_op recv() const {
     require();
     return {s_};
   }
 
   /// A value if one is ready now, else nullopt (see is_closed()).
-  std::optional<T> try_recv() {
+  std::optional<T> try_recv() const {
     require();
     std::optional<T> out;
     detail::wake_batch batch;
@@ -535,7 +535,7 @@ class receiver {
   /// For threads outside the runtime: blocks the calling thread until a
   /// value comes or the channel ends (nullopt). Throws usage_error on a
   /// runtime worker thread.
-  std::optional<T> recv_blocking() {
+  std::optional<T> recv_blocking() const {
     require();
     detail::require_not_worker(
         "pulse::receiver::recv_blocking called on a runtime worker thread (it would block the "
@@ -556,7 +556,7 @@ class receiver {
 
   /// Closes the channel: senders get channel_closed from now on; values
   /// already buffered can still be received.
-  void close() noexcept {
+  void close() const noexcept {
     if (!s_) return;
     detail::wake_batch batch;
     std::lock_guard lock(s_->mu);
