@@ -50,12 +50,13 @@ class cancellation_token {
   }
 
   class cancelled_awaiter;
+  struct cancelled_op;
   /// `co_await token.cancelled();` suspends until the token is cancelled
   /// (at once if it already is). It is itself a runtime await: if the
   /// enclosing with_cancellation scope is cancelled first, it throws
   /// operation_cancelled. Awaiting it on a default-constructed token waits
   /// until the task is aborted or its scope cancelled.
-  [[nodiscard]] cancelled_awaiter cancelled() const noexcept;
+  [[nodiscard]] cancelled_op cancelled() const noexcept;
 
   friend bool operator==(const cancellation_token& a, const cancellation_token& b) noexcept {
     return a.s_ == b.s_;
@@ -294,8 +295,14 @@ class cancellation_token::cancelled_awaiter {
   bool armed_ = false;
 };
 
-inline cancellation_token::cancelled_awaiter cancellation_token::cancelled() const noexcept {
-  return cancelled_awaiter(s_);
+/// What cancellation_token::cancelled() returns: movable until awaited.
+struct cancellation_token::cancelled_op {
+  cancellation_token token;
+  cancelled_awaiter operator co_await() const noexcept { return cancelled_awaiter(token.s_); }
+};
+
+inline cancellation_token::cancelled_op cancellation_token::cancelled() const noexcept {
+  return cancelled_op{*this};
 }
 
 }  // namespace pulse
