@@ -28,7 +28,7 @@ task<bool> ends_cancelled(cancellation_token t, Body body) {
 
 }  // namespace
 
-TEST_CASE("a token reports its source's cancellation; a default token is never cancelled",
+TEST_CASE("a token reports its source's cancellation, and a default token is never cancelled",
           "[cancellation][token]") {
   cancellation_source src;
   cancellation_token t = src.token();

@@ -206,7 +206,7 @@ TEST_CASE("close() wakes waiting senders with channel_closed and lets receivers 
   }());
 }
 
-TEST_CASE("try_send fails on a full buffer without consuming the value; try_recv takes what is ready",
+TEST_CASE("try_send fails on a full buffer without consuming the value, and try_recv takes what is ready",
           "[channel][try]") {
   auto [tx, rx] = pulse::make_channel<std::string>(1);
   CHECK_FALSE(rx.try_recv().has_value());

@@ -88,7 +88,7 @@ TEST_CASE("a oneshot of void signals completion", "[oneshot][void]") {
   SUCCEED();
 }
 
-TEST_CASE("send reports a receiver that is already gone; a second send throws usage_error",
+TEST_CASE("send reports a receiver that is already gone, and a second send throws usage_error",
           "[oneshot][usage]") {
   auto [tx, rx] = pulse::make_oneshot<int>();
   CHECK_FALSE(tx.is_closed());
@@ -115,7 +115,7 @@ TEST_CASE("awaiting a oneshot receiver twice throws usage_error", "[oneshot][usa
   }());
 }
 
-TEST_CASE("recv_blocking waits on a plain thread; on a worker it throws usage_error", "[oneshot][blocking]") {
+TEST_CASE("recv_blocking waits on a plain thread, and on a worker it throws usage_error", "[oneshot][blocking]") {
   auto rt = make_runtime(2);
   auto [tx, rx] = pulse::make_oneshot<int>();
   rt.spawn([](oneshot_sender<int> s) -> task<> {

@@ -72,7 +72,7 @@ TEST_CASE("a semaphore serves requests in order: a large one at the head blocks 
   CHECK(sem.available_permits() == 2);
 }
 
-TEST_CASE("permits are returned when the permit is destroyed, released early or moved; forget keeps them",
+TEST_CASE("permits are returned when the permit is destroyed, released early or moved, and forget keeps them",
           "[semaphore][permit]") {
   semaphore sem(3);
   {

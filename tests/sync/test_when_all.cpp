@@ -235,7 +235,7 @@ TEST_CASE("the first child to fail cancels the others and join rethrows its exce
   CHECK(c.live() == 0);
 }
 
-TEST_CASE("task_group cancel aborts the running children; join then returns normally", "[task_group][cancel]") {
+TEST_CASE("task_group cancel aborts the running children, and join then returns normally", "[task_group][cancel]") {
   auto rt = make_runtime(2);
   lifetime_counter c;
   rt.block_on([&]() -> task<> {
