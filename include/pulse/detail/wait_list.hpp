@@ -25,10 +25,12 @@
 // waiter). So nothing is lost and nothing is delivered twice.
 //
 // Two registrations accompany a waiting task (sync_wait):
-//  - a timer at "never" on the worker's timer heap. It never fires while the
-//    runtime runs; at shutdown the scheduler fires every timer, which aborts
-//    the task, so tasks blocked on primitives are destroyed with the runtime
-//    instead of leaking (the scheduler itself does not track idle tasks).
+//  - a timer whose deadline is timer_heap::never on the worker's timer heap.
+//    The worker ignores it (its earliest deadline stays "never": no timeout
+//    when it parks, nothing to fire), but at shutdown the scheduler fires
+//    every timer, which aborts the task, so tasks blocked on primitives are
+//    destroyed with the runtime instead of leaking (the scheduler itself
+//    does not track idle tasks).
 //  - a callback on the task's cancellation scope (task_header::cancel), which
 //    takes the node off the list as if it had been given "cancelled".
 #pragma once
@@ -195,7 +197,7 @@ struct sync_wait : waiter {
   /// if it is still there, mark it cancelled and notify it.
   void arm(void (*on_cancel)(void*) noexcept, void* ctx) {
     armed = true;
-    shutdown_.deadline = timer_heap::never - 1;
+    shutdown_.deadline = timer_heap::never;  // fired only by shutdown's fire_all
     shutdown_.task = task;
     shutdown_.on_fire = [](timer_node* n) { abort_task(n->task); };
     worker* w = this_worker();
