@@ -69,8 +69,7 @@ class cancel_state {
                       running_thread_ != std::this_thread::get_id();
     mu_.unlock();
     if (!wait) return;
-    for (unsigned spins = 0; running_.load(std::memory_order_acquire) == cb; ++spins)
-      if (spins > 64) std::this_thread::yield(); else cpu_relax();
+    for (unsigned spins = 0; running_.load(std::memory_order_acquire) == cb;) backoff(spins);
   }
 
   /// Sets the flag and runs the registered callbacks, in registration

@@ -144,8 +144,7 @@ inline void notify(waiter* w) noexcept {
 /// Step 3: a claimed waiter waits until its waker is done with it (a few
 /// instructions at most, unless the waker's thread was descheduled).
 inline void wait_woken(const waiter& w) noexcept {
-  for (unsigned spins = 0; !w.woken.load(std::memory_order_acquire); ++spins)
-    if (spins > 64) std::this_thread::yield(); else cpu_relax();
+  for (unsigned spins = 0; !w.woken.load(std::memory_order_acquire);) backoff(spins);
 }
 
 /// Waiters claimed under a lock, notified after it is released, in the

@@ -140,11 +140,14 @@ class channel_state {
   op_result try_recv_locked(std::optional<T>& out, wake_batch& batch) {
     if (!buf_.empty()) {
       out.emplace(buf_.pop_front());
-      // Room now: the longest-waiting sender's value goes in.
+      // Room now: the longest-waiting sender's value goes in. (Pushed
+      // before the sender is taken off the list: if the buffer cannot grow,
+      // bad_alloc leaves the sender waiting, not lost.)
       while (buf_.size() < capacity_) {
-        waiter* s = send_waiting_.pop_front();
+        waiter* s = send_waiting_.front();
         if (!s) break;
         buf_.push_back(std::move(*static_cast<T*>(s->data)));
+        send_waiting_.pop_front();
         s->status = wait_status::granted;
         batch.add(s);
       }
@@ -612,11 +615,15 @@ class receiver {
 ///   is always ready still yields when its budget is spent.
 /// - Cancellation never loses or duplicates a value: see send() and recv().
 ///
-/// Allocates the shared state (and the buffer grows by doubling up to the
-/// capacity as it fills; it never shrinks).
+/// T must be nothrow move-constructible. Allocates the shared state (and the
+/// buffer grows by doubling up to the capacity as it fills; it never
+/// shrinks).
 template <class T>
 std::pair<sender<T>, receiver<T>> make_channel(std::size_t capacity) {
-  static_assert(std::is_move_constructible_v<T>, "pulse::make_channel: T must be move-constructible");
+  // Values move under the channel's lock; a throwing move could leave a
+  // waiter claimed but never woken.
+  static_assert(std::is_nothrow_move_constructible_v<T>,
+                "pulse::make_channel: T must be nothrow move-constructible");
   auto* s = new detail::channel_state<T>(capacity);
   return {sender<T>(s), receiver<T>(s)};
 }
