@@ -90,14 +90,12 @@ target current_target() {
   return {static_cast<io_driver*>(static_cast<worker_slot*>(w->home)->drv.get()), false};
 }
 
-namespace {
 bool owns(const io_driver* d) noexcept {
   worker* w = t_worker;
   if (!w) return false;
   slot* s = owned_slot(w);
   return s && static_cast<worker_slot*>(s)->drv.get() == d;
 }
-}  // namespace
 
 // ---------------------------------------------------------- entry points
 

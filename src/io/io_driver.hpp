@@ -105,6 +105,8 @@ struct target {
   bool owner;
 };
 target current_target();
+/// True when the calling thread serves the slot of `d` right now.
+bool owns(const io_driver* d) noexcept;
 
 std::unique_ptr<io_driver> make_uring_driver(int* error);  // null + errno on failure
 std::unique_ptr<io_driver> make_epoll_driver();

@@ -6,9 +6,13 @@
 //   whose thread is stuck in a never-yielding poll to a spare thread
 //   (src/monitor.cpp); the slot's queues, timers and ring move together, and
 //   the new thread carries on submitting to and reaping from the same ring.
-//   The ring is only ever touched by the slot's current owner; any other
-//   thread (the stuck thread once it lost the slot, isolation threads, the
-//   shutdown thread) queues its request in `remote_` and unparks the owner.
+//   The ring is only ever touched by the slot's current owner, and only in
+//   the scheduler loop, never inside a poll: a hand-off can strike at any
+//   instruction of a poll, and a thread that lost the slot mid-way through
+//   writing an SQE would corrupt the ring. So every request (submit, cancel)
+//   is queued under a small lock in `requests_`; other threads (the stuck
+//   thread once it lost the slot, isolation threads, the shutdown thread)
+//   also unpark the owner.
 //
 // * No IORING_SETUP_SINGLE_ISSUER / DEFER_TASKRUN: both bind the ring to the
 //   thread that created it (the kernel refuses submissions from another
@@ -24,8 +28,8 @@
 //   are the new owner's and flow at full speed. (Measured here: SQPOLL is 4x
 //   slower on 2 cores, so it is not used either.)
 //
-// * Submissions are batched: an operation becomes an SQE in the awaiting
-//   task's poll; SQEs are flushed when the worker runs out of tasks, every
+// * Submissions are batched: requests queued by the tasks' polls become
+//   SQEs and are flushed when the worker runs out of tasks, every
 //   61 polls (the fairness tick), and when it parks (io_uring_submit_and_wait
 //   with the next timer deadline as timeout: one system call to submit,
 //   sleep and reap). Completions are reaped at the same points; reaping is a
@@ -106,7 +110,7 @@ class uring_driver final : public io_driver {
 
   ~uring_driver() override {
     if (!ring_ok_) return;
-    drain_remote();
+    drain_requests();
     // Everything still in the kernel is cancelled; wait for its CQE before
     // freeing it (the kernel may write into it until then).
     for (op* o = inflight_; o; o = o->next) {
@@ -144,7 +148,7 @@ class uring_driver final : public io_driver {
       state_.store(empty, std::memory_order_relaxed);
       return poll_io();
     }
-    if (has_remote_.load(std::memory_order_acquire)) drain_remote();
+    if (has_requests_.load(std::memory_order_acquire)) drain_requests();
     if (!wake_armed_) arm_wake();
     prep_cancels();
     io_uring_cqe* cqe = nullptr;
@@ -168,7 +172,7 @@ class uring_driver final : public io_driver {
   }
 
   bool poll_io() override {
-    if (has_remote_.load(std::memory_order_acquire)) drain_remote();
+    if (has_requests_.load(std::memory_order_acquire)) drain_requests();
     flush();
     return reap();
   }
@@ -181,7 +185,7 @@ class uring_driver final : public io_driver {
   }
 
   bool shutdown_wake() override {
-    drain_remote();
+    drain_requests();
     flush();
     reap();
     bool any = false;
@@ -206,11 +210,7 @@ class uring_driver final : public io_driver {
 
   bool submit(op* o, bool owner) override {
     if (o->kind == op_kind::accept) return submit_accept(o, owner);
-    if (owner) {
-      prep(o);
-    } else {
-      push_remote(action::submit, o);
-    }
+    push_request(action::submit, o, owner);
     return true;
   }
 
@@ -229,23 +229,17 @@ class uring_driver final : public io_driver {
       return;
     }
     o->refs.fetch_add(1, std::memory_order_relaxed);  // until the cancel SQE is prepared
-    if (owner)
-      cancels_.push_back(o);
-    else
-      push_remote(action::cancel, o);
+    push_request(action::cancel, o, owner);
   }
 
   void close_acceptor(acceptor* a, bool owner) override {
     a->refs.fetch_add(1, std::memory_order_relaxed);
-    if (owner)
-      accept_cancels_.push_back(a);
-    else
-      push_remote(action::close_accept, a);
+    push_request(action::close_accept, a, owner);
   }
 
  private:
   enum class action : std::uint8_t { submit, cancel, arm_accept, close_accept };
-  struct remote_item {
+  struct requests_item {
     action what;
     void* p;
   };
@@ -375,10 +369,7 @@ class uring_driver final : public io_driver {
         arm = true;
       }
     }
-    if (arm) {
-      if (owner) arm_accept(a);
-      else push_remote(action::arm_accept, a);
-    }
+    if (arm) push_request(action::arm_accept, a, owner);
     return true;
   }
 
@@ -458,24 +449,33 @@ class uring_driver final : public io_driver {
     return woke;
   }
 
-  // ---- remote requests
+  // ---- requests from polls and other threads
 
-  void push_remote(action what, void* p) {
+  // Requests are queued, never written to the ring inside a poll: the
+  // monitor may hand the slot to another thread at any instruction of a
+  // poll, and the SQ ring (and the in-flight list) must only ever be touched
+  // by the thread running the slot's loop, outside polls. The owner pays
+  // one uncontended lock; others also wake the owner.
+  void push_request(action what, void* p, bool /*owner when the op started*/) {
     {
-      std::lock_guard lock(remote_mu_);
-      remote_.push_back({what, p});
-      has_remote_.store(true, std::memory_order_release);
+      std::lock_guard lock(requests_mu_);
+      requests_.push_back({what, p});
+      has_requests_.store(true, std::memory_order_release);
     }
-    unpark();
+    // Ownership is checked after the push: a hand-off between an earlier
+    // check and the push would leave the request to a new owner that may
+    // already be asleep. A hand-off after this check happens-before the new
+    // owner's first look at the queue, so it sees the request.
+    if (!owns(this)) unpark();
   }
 
-  void drain_remote() {
+  void drain_requests() {
     {
-      std::lock_guard lock(remote_mu_);
-      remote_.swap(remote_local_);
-      has_remote_.store(false, std::memory_order_relaxed);
+      std::lock_guard lock(requests_mu_);
+      requests_.swap(requests_local_);
+      has_requests_.store(false, std::memory_order_relaxed);
     }
-    for (const remote_item& it : remote_local_) {
+    for (const requests_item& it : requests_local_) {
       switch (it.what) {
         case action::submit:
           prep(static_cast<op*>(it.p));
@@ -491,7 +491,7 @@ class uring_driver final : public io_driver {
           break;
       }
     }
-    remote_local_.clear();
+    requests_local_.clear();
   }
 
   void prep_cancels() {
@@ -579,10 +579,10 @@ class uring_driver final : public io_driver {
   std::vector<op*> cancels_;
   std::vector<acceptor*> accept_cancels_;
   std::vector<acceptor*> acceptors_;  // multishot armed here
-  spinlock remote_mu_;
-  std::vector<remote_item> remote_;
-  std::vector<remote_item> remote_local_;
-  std::atomic<bool> has_remote_{false};
+  spinlock requests_mu_;
+  std::vector<requests_item> requests_;
+  std::vector<requests_item> requests_local_;
+  std::atomic<bool> has_requests_{false};
 };
 
 }  // namespace
