@@ -43,9 +43,9 @@ double percentile(std::vector<double> v, double q) {
 struct tier_printer : pulse::runtime_hooks {
   clk::time_point start = clk::now();
   void on_stall(const pulse::stall_event& e) override {
-    std::printf("    %6.0f ms  worker %u stalled: one poll has run %.1f ms without an await%s\n",
+    std::printf("    %6.0f ms  worker %u stalled: task %#lx has run %.1f ms in one poll without an await%s\n",
                 std::chrono::duration<double, std::milli>(clk::now() - start).count(), e.worker,
-                static_cast<double>(e.stalled_ns) / 1e6,
+                static_cast<unsigned long>(e.task), static_cast<double>(e.stalled_ns) / 1e6,
                 e.handed_off ? " (its queues already run on another thread)" : "");
   }
   void on_tier_change(const pulse::tier_event& e) override {
@@ -94,15 +94,7 @@ int main(int argc, char** argv) {
   std::printf("Pulse starvation demo: %zu workers; a probe sleeping 1 ms in a loop; %d CPU hogs that never yield\n",
               workers, hogs);
 
-  auto off = pulse::tier_config::balanced();
-  off.time_slice = std::chrono::seconds(10);
-  off.yield_time_slice = std::chrono::seconds(10);
-  off.handoff_threshold = std::chrono::seconds(10);
-  off.stall_threshold = std::chrono::seconds(60);
-  off.violation_window = std::chrono::seconds(60);
-  off.budget = off.yield_budget = 65535;
-  off.isolate_enabled = false;
-  off.max_compensating_threads = 0;
+  const auto off = pulse::tier_config::cooperative();
 
   for (const bool on : {false, true}) {
     std::printf("\nPreemption %s:\n", on ? "ON (Pulse's defaults)" : "OFF (a purely cooperative runtime)");

@@ -17,11 +17,14 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/syscall.h>
+#include <execinfo.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <iterator>
 #include <mutex>
 #include <vector>
 
@@ -36,14 +39,46 @@ namespace {
 // SIGURG, like Go: ignored by default, rarely used by applications.
 constexpr int handoff_signal = SIGURG;
 
+#if defined(__SANITIZE_THREAD__)
+constexpr bool under_tsan = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+constexpr bool under_tsan = true;
+#else
+constexpr bool under_tsan = false;
+#endif
+#else
+constexpr bool under_tsan = false;
+#endif
+
 extern "C" void on_handoff_signal(int) {
   const int saved = errno;
   if (worker* w = t_worker) {
     auto* th = static_cast<worker_thread*>(w);
     const std::uint64_t target = th->handoff_target.load(std::memory_order_relaxed);
     const std::uint64_t seq = th->poll_seq.load(std::memory_order_relaxed);
+    // A stall report wants to know where the poll is stuck. backtrace() is
+    // not async-signal-safe on paper; it is in practice once libgcc's
+    // unwinder is loaded, which install_handoff_handler() makes sure of
+    // (Seastar's stall detector relies on the same).
+    // Not under ThreadSanitizer: it delivers signals at its own safe points,
+    // inside its runtime, and unwinding from there can crash.
+    const std::uint64_t want_bt = th->bt_request.load(std::memory_order_relaxed);
+    if ((seq & 1) && want_bt == seq && th->bt_seq.load(std::memory_order_relaxed) != seq) {
+      th->bt_task = reinterpret_cast<std::uintptr_t>(th->current);
+      th->bt_depth = under_tsan ? 0 : ::backtrace(th->bt_frames, static_cast<int>(std::size(th->bt_frames)));
+      th->bt_seq.store(seq, std::memory_order_release);
+    }
+    if (target == 0) {  // a backtrace request only
+      errno = saved;
+      return;
+    }
     const bool accept = (seq & 1) && seq == target;
-    if (accept) th->lost.store(true, std::memory_order_relaxed);
+    if (accept) {
+      th->lost.store(true, std::memory_order_relaxed);
+      // The poll loop looks at `lost` only after a flagged poll.
+      th->preempt_seq.store(seq, std::memory_order_relaxed);
+    }
     std::atomic_signal_fence(std::memory_order_seq_cst);
     th->handoff_ack.store(target * 2 + (accept ? 1 : 0), std::memory_order_release);
   }
@@ -58,7 +93,35 @@ void install_handoff_handler() {
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
     sigaction(handoff_signal, &sa, nullptr);
+    void* frame[1];
+    (void)::backtrace(frame, 1);  // loads the unwinder now, not in a handler
   });
+}
+
+// Prints a stall report: the poll, how long, and where the stuck thread
+// was (symbolised by glibc: exported symbols by name, the rest as
+// module+offset for addr2line).
+void print_stall(std::size_t slot, std::uintptr_t task, std::int64_t ns, bool handed_off,
+                 void* const* frames, int depth) {
+  char who[40] = "a task";
+  if (task) std::snprintf(who, sizeof who, "task %#lx", static_cast<unsigned long>(task));
+  std::fprintf(stderr,
+               "pulse: worker %zu stalled: %s has run for %.1f ms in one poll without yielding%s\n",
+               slot, who, static_cast<double>(ns) / 1e6,
+               handed_off ? "; its queues moved to another thread" : "");
+  if (depth <= 0) {
+    std::fprintf(stderr, under_tsan ? "  (no backtrace under ThreadSanitizer)\n"
+                               : "  (no backtrace: the poll ended, or the thread got no CPU for 100 ms)\n");
+    return;
+  }
+  std::fprintf(stderr, "  backtrace of the stuck thread (addr2line -Cfe <module> <+offset> names them):\n");
+  // Frames 0 and 1 are the signal handler and the kernel's signal
+  // trampoline; the stuck code starts at 2.
+  char** names = ::backtrace_symbols(const_cast<void* const*>(frames), depth);
+  const int first = depth > 2 ? 2 : 0;
+  for (int i = first; i < depth; ++i)
+    std::fprintf(stderr, "    #%-2d %s\n", i - first, names ? names[i] : "?");
+  std::free(names);
 }
 
 void set_idle_priority(int tid) {
@@ -103,32 +166,71 @@ void scheduler::monitor_loop() {
     worker_thread* owner = nullptr;
     std::uint64_t seq = 0;      // last sampled poll_seq of `owner`
     std::int64_t since = 0;     // when that value was first seen
-    std::uint64_t flagged = 0;  // last seq asked to yield
+    std::uint64_t flagged = 0;  // last seq asked to yield for its slice
+    std::uint64_t kicked = 0;   // last seq asked to yield for a due timer
+    std::int64_t kicked_at = 0;
     std::uint64_t handoff = 0;  // seq whose hand-off was requested
     std::uint64_t reported = 0; // seq reported as a stall
+    std::uint64_t cpu_seq = 0;  // seq whose thread CPU time was sampled
+    std::int64_t cpu0 = 0;      // the thread's CPU time and the wall time then
+    std::int64_t wall0 = 0;
   };
-  std::int64_t last_report = 0;
   std::vector<seen> last(slots_.size());
   struct lost_poll {
     worker_thread* th;
+    std::size_t slot;     // the slot it was holding
     std::uint64_t seq;    // the stuck poll
     std::int64_t since;   // when it was first seen
     bool idled;
   };
   std::vector<lost_poll> lost;
+  // Stall reports wait (up to 100 ms) for the stuck thread's backtrace.
+  struct pending_report {
+    worker_thread* th;
+    std::size_t slot;
+    std::uint64_t seq;
+    std::int64_t since;
+    std::int64_t asked;
+    bool handed_off;
+  };
+  std::vector<pending_report> reports;
+  std::int64_t last_report = 0;
   std::vector<seen> iso_last;
   // Sample a few times per slice: a poll is flagged between one slice and
   // one slice plus one tick after it started.
   const std::int64_t tick = std::max<std::int64_t>(time_slice_ns_ / 4, 50'000);
+  const std::int64_t report_every = std::chrono::nanoseconds(tiers_->config().warn_interval).count();
   auto all_idle = [this] {
     if ((idle_state_.load(std::memory_order_seq_cst) >> idle_unparked_shift) != 0) return false;
     for (worker_thread* th : iso_ctx_)
       if (th->poll_seq.load(std::memory_order_seq_cst) & 1) return false;
     return true;
   };
+  auto ask_backtrace = [](worker_thread* th, std::uint64_t seq, bool send) {
+    th->bt_request.store(seq, std::memory_order_relaxed);
+    if (send) {
+      th->handoff_target.store(0, std::memory_order_relaxed);  // not a hand-off
+      pthread_kill(th->handle.load(std::memory_order_acquire), handoff_signal);
+    }
+  };
+  auto report_stall = [&](const pending_report& r, std::int64_t now) {
+    stalls_.fetch_add(1, std::memory_order_relaxed);
+    const bool have_task = r.th->bt_seq.load(std::memory_order_acquire) == r.seq;
+    const stall_event e{static_cast<std::uint32_t>(r.slot), now - r.since, r.handed_off,
+                        have_task ? r.th->bt_task : 0};
+    // Rate-limited like the warnings: a stall storm must not flood stderr.
+    if (now - last_report >= report_every) {
+      last_report = now;
+      const bool have_bt = r.th->bt_seq.load(std::memory_order_acquire) == r.seq;
+      print_stall(r.slot, have_bt ? r.th->bt_task : 0, now - r.since, r.handed_off, r.th->bt_frames,
+                  have_bt ? r.th->bt_depth : 0);
+    }
+    each_hook(hook_events::on_stall, [&](runtime_hooks& h) { h.on_stall(e); });
+  };
   while (!shutdown_.load(std::memory_order_acquire)) {
-    if (all_idle()) {
-      // Every worker is parked and no isolated task runs: sleep until woken.
+    if (all_idle() && reports.empty() && lost.empty()) {
+      // Every worker is parked, no isolated task runs, and no thread that
+      // lost its slot is still stuck in its poll: sleep until woken.
       monitor_sleeping_.store(true, std::memory_order_seq_cst);
       if (all_idle() && !shutdown_.load(std::memory_order_acquire)) monitor_drv_->park(-1);
       monitor_sleeping_.store(false, std::memory_order_relaxed);
@@ -136,8 +238,19 @@ void scheduler::monitor_loop() {
     }
     monitor_drv_->park(tick);
     const std::int64_t now = now_ns();
-    // Threads that lost their slot in a poll that still runs: past the stall
-    // threshold, let the kernel run everyone else first.
+    // Stall reports whose backtrace arrived (or that waited long enough).
+    std::erase_if(reports, [&](const pending_report& r) {
+      // The stuck thread answers when it next gets a CPU, which on a loaded
+      // machine can take milliseconds; a poll that ended will never answer.
+      const bool waiting = r.th->bt_seq.load(std::memory_order_acquire) != r.seq &&
+                           r.th->poll_seq.load(std::memory_order_relaxed) == r.seq &&
+                           now - r.asked < 100'000'000;
+      if (waiting) return false;
+      report_stall(r, now);
+      return true;
+    });
+    // Threads that lost their slot (and run at SCHED_IDLE) in a poll that
+    // still runs: past the stall threshold, report the stall.
     for (auto& x : lost) {
       if (x.idled) continue;
       if (x.th->poll_seq.load(std::memory_order_relaxed) != x.seq) {
@@ -145,11 +258,8 @@ void scheduler::monitor_loop() {
         continue;
       }
       if (now - x.since >= stall_ns_) {
-        // Under the thread's lock, so that it cannot restore its priority
-        // in between the check and the change (become_spare).
-        std::lock_guard lock(x.th->prio_mu);
-        if (x.th->poll_seq.load(std::memory_order_relaxed) == x.seq)
-          set_idle_priority(x.th->tid.load(std::memory_order_relaxed));
+        // Its backtrace was taken by the hand-off signal.
+        reports.push_back({x.th, x.slot, x.seq, x.since, now, true});
         x.idled = true;
       }
     }
@@ -178,15 +288,17 @@ void scheduler::monitor_loop() {
       if (l.handoff && owner == l.owner) {
         const std::uint64_t ack = owner->handoff_ack.load(std::memory_order_acquire);
         if (ack == l.handoff * 2 + 1) {
-          // The stuck thread keeps its priority for now: many long polls are
-          // merely long (a loop spawning 10,000 tasks) and end soon. Past
-          // the stall threshold it drops to SCHED_IDLE (below).
-          lost.push_back({owner, l.handoff, l.since, false});
-          // The hand-off is the stall's compensation; the stuck thread leaves
-          // the monitor's view, so report the stall now.
-          stalls_.fetch_add(1, std::memory_order_relaxed);
-          const stall_event e{static_cast<std::uint32_t>(i), now - l.since, true};
-          each_hook([&](runtime_hooks& h) { h.on_stall(e); });
+          // The stuck thread drops to SCHED_IDLE now: its poll keeps running
+          // whenever a CPU is free, but no longer competes with the thread
+          // that takes over its queues (at normal priority, four stuck
+          // threads on two CPUs would delay everyone by scheduler slices).
+          // Past the stall threshold the stall is reported (above).
+          {
+            std::lock_guard lock(owner->prio_mu);
+            if (owner->poll_seq.load(std::memory_order_relaxed) == l.handoff)
+              set_idle_priority(owner->tid.load(std::memory_order_relaxed));
+          }
+          lost.push_back({owner, i, l.handoff, l.since, false});
           worker_thread* spare = take_spare();
           if (spare) {
             w.owner.store(spare, std::memory_order_release);
@@ -207,40 +319,93 @@ void scheduler::monitor_loop() {
         l.owner = owner;
         l.seq = s;
         l.since = now;
+        if ((s & 1) && w.timers.earliest() <= now) {
+          // A sleeper is due behind a poll that just started: same request
+          // as below, without waiting a tick to see the poll again.
+          owner->kick_seq.store(s, std::memory_order_relaxed);
+          owner->preempt_seq.store(s, std::memory_order_relaxed);
+          l.kicked = s;
+          l.kicked_at = now;
+        }
         continue;
       }
       if (!(s & 1)) continue;
       const std::int64_t stuck_for = now - l.since;
+      const bool has_clock = owner->has_cpu_clock.load(std::memory_order_acquire);
+      if (l.cpu_seq != s && has_clock) {
+        // The poll outlived one sample: note the thread's CPU time, to tell
+        // later how much of the poll it really ran.
+        l.cpu_seq = s;
+        l.cpu0 = thread_cpu_ns(static_cast<int>(owner->cpu_clock_id));
+        l.wall0 = now;
+      }
+      // Whether the OS kept the thread off the CPU: it used under half of
+      // the wall time since that sample and is runnable now (waiting for a
+      // CPU, not blocked: time blocked in a syscall is the task's own
+      // doing). Then the tier manager must not count the poll against the
+      // task. Checked when the poll is flagged and again before a hand-off.
+      auto check_stolen = [&] {
+        if (l.cpu_seq != s && has_clock) {
+          // The monitor itself ran late and missed the first sample: start
+          // the window now, for the next check (before a hand-off).
+          l.cpu_seq = s;
+          l.cpu0 = thread_cpu_ns(static_cast<int>(owner->cpu_clock_id));
+          l.wall0 = now;
+          return false;
+        }
+        const std::int64_t window = now - l.wall0;
+        if (l.cpu_seq != s || l.cpu0 < 0) return true;  // cannot tell
+        if (window < tick) return false;
+        const thread_sample t1 = sample_thread(owner->stat_fd, static_cast<int>(owner->cpu_clock_id));
+        const bool stolen = t1.run_ns >= 0 && (t1.run_ns - l.cpu0) * 2 < window && t1.runnable == 1;
+        owner->stolen_seq.store(stolen ? s : ~std::uint64_t{0}, std::memory_order_relaxed);
+        return true;
+      };
+      const bool timer_due = w.timers.earliest() <= now;
       if (l.flagged != s && stuck_for >= time_slice_ns_) {
+        // Flag it either way: the waiting tasks need the CPU back.
+        (void)check_stolen();
+        owner->kick_seq.store(~std::uint64_t{0}, std::memory_order_relaxed);  // long after all
         owner->preempt_seq.store(s, std::memory_order_relaxed);
         l.flagged = s;
+      } else if (timer_due && l.flagged != s && l.kicked != s) {
+        // A sleeper on this slot is due while a poll runs: ask the poll to
+        // give way at its next await (the worker then fires the timer and
+        // runs the sleeper first) without counting it as a long poll.
+        owner->kick_seq.store(s, std::memory_order_relaxed);
+        owner->preempt_seq.store(s, std::memory_order_relaxed);
+        l.kicked = s;
+        l.kicked_at = now;
       }
-      // Fire the stuck slot's due timers from here so the sleepers reach
-      // the injector (and a free worker) instead of waiting for the poll.
-      if (w.timers.earliest() <= now) w.timers.fire_due(now);
+      // The poll ignores the request (it does not await): fire the slot's
+      // due timers from here so the sleepers reach the injector (and a free
+      // worker) instead of waiting for the poll.
+      if (timer_due && (l.flagged == s || (l.kicked == s && now - l.kicked_at >= tick)))
+        w.timers.fire_due(now);
       if (stuck_for >= stall_ns_ && l.reported != s) {
+        // No hand-off happened (none possible): report it here, once the
+        // backtrace is in.
         l.reported = s;
-        stalls_.fetch_add(1, std::memory_order_relaxed);
-        const stall_event e{static_cast<std::uint32_t>(i), stuck_for, l.handoff == s};
-        // Rate-limited like the warnings: a stall storm must not flood stderr.
-        const std::int64_t every = std::chrono::nanoseconds(tiers_->config().warn_interval).count();
-        if (now - last_report >= every) {
-          last_report = now;
-          std::fprintf(stderr,
-                       "pulse: worker %zu stalled: one poll has run for %.1f ms without yielding%s\n",
-                       i, static_cast<double>(stuck_for) / 1e6,
-                       l.handoff == s ? "; its queues moved to another thread" : "");
-        }
-        each_hook([&](runtime_hooks& h) { h.on_stall(e); });
+        ask_backtrace(owner, s, true);
+        reports.push_back({owner, i, s, l.since, now, false});
       }
-      if (stuck_for >= handoff_ns_ && l.handoff != s) {
+      // Hand off at the threshold, or sooner when tasks wait behind a poll
+      // that has ignored its flag for a whole tick (it does not await):
+      // compensating only helps if there is work to run, and then it helps
+      // at once.
+      const bool work_waiting = timer_due || !w.queue.empty() || !injector_.empty();
+      const bool ignoring_flag = l.flagged == s && stuck_for >= time_slice_ns_ + tick;
+      if ((stuck_for >= handoff_ns_ || (ignoring_flag && work_waiting)) && l.handoff != s) {
         bool can = false;
         {
           std::lock_guard lock(threads_mu_);
           can = !spares_.empty() || threads_.size() < max_threads_;
         }
-        if (can) {
+        // Hand off once the stolen-time check has a window to look at: if
+        // the monitor itself ran late, that costs one more tick.
+        if (can && check_stolen()) {
           l.handoff = s;
+          ask_backtrace(owner, s, false);  // the same signal takes it, for the stall report
           owner->handoff_target.store(s, std::memory_order_relaxed);
           owner->handoff_ack.store(0, std::memory_order_relaxed);
           pthread_kill(owner->handle.load(std::memory_order_acquire), handoff_signal);

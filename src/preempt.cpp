@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <sched.h>
 
+#include <algorithm>
 #include <cstring>
 #include <exception>
 
@@ -17,18 +18,76 @@ void scheduler::forget_tier(std::uint8_t tier) noexcept {
   tier_counts_[tier & 3u].fetch_sub(1, std::memory_order_relaxed);
 }
 
+// The poll of a task above tier monitor, or any poll when a hook wants
+// per-poll callbacks: stamp the start (cycle counter) and call before_poll.
+void scheduler::begin_timed_poll(worker_thread& th, task_header* t) {
+  t->budget.remaining = th.budget_for[t->budget.tier & 3u];
+  th.poll_start = cpu_clock::get().ticks();
+  if (!hooks_for_[0].empty()) {
+    const poll_start_event e{reinterpret_cast<std::uintptr_t>(t), th.index,
+                             static_cast<tier>(t->budget.tier & 3u)};
+    each_hook(hook_events::before_poll, [&](runtime_hooks& h) { h.before_poll(e); });
+  }
+}
+
+void scheduler::report_hook_error() noexcept {
+  if (hook_error_reported_.exchange(true, std::memory_order_relaxed)) return;
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "pulse: a runtime hook threw (ignored; further ones are not reported): %s\n", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "pulse: a runtime hook threw a non-standard exception (ignored; further ones are not reported)\n");
+  }
+}
+
+// After a poll the monitor flagged (slice used up, timer due, or the slot
+// handed off) or a watched one (see poll()).
+scheduler::watched_end scheduler::after_watched_poll(worker_thread& th, worker_slot& w, task_header* t,
+                                                     bool flagged) {
+  if (th.lost.load(std::memory_order_relaxed)) [[unlikely]] {
+    finish_lost_poll(th, t);
+    return watched_end::lost;
+  }
+  // Timers and the injector get a turn before the next task.
+  if (flagged) w.until_global = 1;
+  account_poll(th, t, flagged, th.outcome);
+  if (t->budget.tier == static_cast<std::uint8_t>(tier::isolate) && th.outcome == poll_outcome::yielded) {
+    th.current = nullptr;
+    isolate(t);
+    return watched_end::isolated;
+  }
+  return watched_end::normal;
+}
+
 // After a poll the monitor flagged as long, of a task above tier monitor,
-// or of any task when hooks are installed.
+// or of any task when hooks want per-poll callbacks. The tier manager is
+// the registry's first hook; the application's follow.
 void scheduler::account_poll(worker_thread& th, task_header* t, bool long_poll,
                              poll_outcome outcome) {
-  const std::int64_t now = now_ns();
+  if (long_poll && th.kick_seq.load(std::memory_order_relaxed) == th.seq - 1) [[unlikely]] {
+    // Asked to give way for a due timer before its slice was up: not long.
+    long_poll = false;
+    if (t->budget.tier == 0 && !th.timed) return;
+  }
+  const cpu_clock& clk = cpu_clock::get();
+  const std::uint64_t end = clk.ticks();
+  const std::int64_t now = clk.to_ns(end);
   // Tasks in tier monitor are not stamped; a flagged poll lasted at least
   // one slice, which is all the tier manager needs to count a violation.
   const bool stamped = t->budget.tier != 0 || th.timed;
-  std::int64_t poll_ns = stamped ? now - th.poll_start : 0;
+  const std::int64_t elapsed = stamped ? clk.to_ns(end - th.poll_start) : 0;
+  std::int64_t poll_ns = elapsed;
   if (long_poll) {
     bump(th.stats.long_polls);
     poll_ns = std::max(poll_ns, time_slice_ns_ + 1);
+  }
+  // The monitor found that the OS ran something else on this thread's CPU
+  // for most of the poll: not the task's fault, so not a violation.
+  if (poll_ns > time_slice_ns_ &&
+      th.stolen_seq.load(std::memory_order_relaxed) == th.seq - 1) [[unlikely]] {
+    bump(th.stats.stolen_polls);
+    poll_ns = 0;
   }
   tier_state st;
   std::memcpy(&st, &t->budget.policy, sizeof st);
@@ -44,18 +103,22 @@ void scheduler::account_poll(worker_thread& th, task_header* t, bool long_poll,
     if (to != tier::monitor) tier_counts_[static_cast<unsigned>(to)].fetch_add(1, std::memory_order_relaxed);
     const tier_event e{task_id, th.index, from, to, action == tier_action::promoted ? poll_ns : 0};
     if (action == tier_action::promoted) warn(e, poll_ns);
-    each_hook([&](runtime_hooks& h) { h.on_tier_change(e); });
+    each_hook(hook_events::on_tier_change, [&](runtime_hooks& h) { h.on_tier_change(e); });
   }
   if (th.timed) {
     poll_event e;
     e.task = task_id;
     e.thread = th.index;
-    e.elapsed_ns = now - th.poll_start;
+    e.elapsed_ns = elapsed;
     e.result = outcome == poll_outcome::completed  ? poll_result::completed
                : outcome == poll_outcome::yielded ? poll_result::yielded
                                                   : poll_result::suspended;
     e.tier = st.level();
-    each_hook([&](runtime_hooks& h) { h.after_poll(e); });
+    each_hook(hook_events::after_poll, [&](runtime_hooks& h) { h.after_poll(e); });
+    if (e.result == poll_result::yielded)
+      each_hook(hook_events::on_yield, [&](runtime_hooks& h) { h.on_yield(e); });
+    else if (e.result == poll_result::completed)
+      each_hook(hook_events::on_complete, [&](runtime_hooks& h) { h.on_complete(e); });
   }
 }
 
@@ -71,7 +134,7 @@ void scheduler::warn(const tier_event& e, std::int64_t poll_ns) {
              "(this one: {:.2f} ms{})\n",
              e.task, to_string(e.from), to_string(e.to), static_cast<double>(poll_ns) / 1e6,
              e.from == tier::monitor ? " or more" : "");
-  each_hook([&](runtime_hooks& h) { h.on_warn(e); });
+  each_hook(hook_events::on_warn, [&](runtime_hooks& h) { h.on_warn(e); });
 }
 
 void scheduler::isolate(task_header* t) {
@@ -115,32 +178,20 @@ void scheduler::isolation_main(worker_thread& th) {
     }
     th.current = t;
     th.outcome = poll_outcome::suspended;
-    th.poll_start = now_ns();
-    t->budget.remaining = th.budget_for[t->budget.tier & 3u];
-    bump(th.stats.polls);
     th.poll_seq.store(++th.seq, std::memory_order_relaxed);  // the monitor flags long polls here too
+    begin_timed_poll(th, t);  // budget by tier, start stamp, before_poll hooks
     t->resume.resume();
     th.poll_seq.store(++th.seq, std::memory_order_relaxed);
+    // Tier bookkeeping and hooks as on the workers, so a task that behaves
+    // is demoted and returns to the normal workers.
+    account_poll(th, t, th.preempt_seq.load(std::memory_order_relaxed) == th.seq - 1, th.outcome);
     th.current = nullptr;
-    // Tier bookkeeping continues here, so a task that behaves is demoted
-    // and returns to the normal workers.
-    tier_state st;
-    std::memcpy(&st, &t->budget.policy, sizeof st);
-    const std::uint8_t before = st.tier;
-    const auto action = tiers_->on_poll(st, now_ns() - th.poll_start, now_ns());
-    std::memcpy(&t->budget.policy, &st, sizeof st);
-    t->budget.tier = st.tier;
-    if (action != tier_action::none) {
-      bump(action == tier_action::promoted ? th.stats.promotions : th.stats.demotions);
-      forget_tier(before);
-      if (st.tier) tier_counts_[st.tier & 3u].fetch_add(1, std::memory_order_relaxed);
-    }
     switch (th.outcome) {
       case poll_outcome::completed:
         complete_task(t);
         break;
       case poll_outcome::yielded:
-        if (st.tier == static_cast<std::uint8_t>(tier::isolate)) {
+        if (t->budget.tier == static_cast<std::uint8_t>(tier::isolate)) {
           isolate(t);
         } else {
           t->next = nullptr;  // still links to the next isolated task
@@ -168,7 +219,11 @@ runtime_metrics scheduler::metrics() const {
   for (const auto& th : threads_) {
     const auto& c = th->stats;
     runtime_metrics::thread t;
-    t.polls = c.polls.load(std::memory_order_relaxed);
+    t.handoffs = c.handoffs.load(std::memory_order_relaxed);
+    // Every poll adds 2 to poll_seq; so does each return of a thread that
+    // lost its slot (become_spare), which is no poll.
+    t.polls = th->poll_seq.load(std::memory_order_relaxed) / 2 - t.handoffs +
+              c.extra_polls.load(std::memory_order_relaxed);
     t.long_polls = c.long_polls.load(std::memory_order_relaxed);
     t.budget_yields = c.budget_yields.load(std::memory_order_relaxed);
     t.preempt_yields = c.preempt_yields.load(std::memory_order_relaxed);
@@ -177,11 +232,23 @@ runtime_metrics scheduler::metrics() const {
     t.steals = c.steals.load(std::memory_order_relaxed);
     t.parks = c.parks.load(std::memory_order_relaxed);
     t.handoffs = c.handoffs.load(std::memory_order_relaxed);
+    t.stolen_polls = c.stolen_polls.load(std::memory_order_relaxed);
+    if (th->has_cpu_clock.load(std::memory_order_acquire)) {
+      // The thread may exit right after the check: then the read fails
+      // (-1) or, if its id were already reused, reads a stranger's clock
+      // at worst, never undefined behaviour.
+      const std::int64_t ns = thread_cpu_ns(static_cast<int>(th->cpu_clock_id));
+      t.cpu_ns = ns > 0 ? static_cast<std::uint64_t>(ns) : 0;
+    }
+    t.kind = std::find(iso_ctx_.begin(), iso_ctx_.end(), th.get()) != iso_ctx_.end()
+                 ? runtime_metrics::thread::role::isolation
+                 : runtime_metrics::thread::role::worker;
     m.threads.push_back(t);
   }
   m.stalls = stalls_.load(std::memory_order_relaxed);
   m.isolated_tasks = isolated_.load(std::memory_order_relaxed);
   for (unsigned i = 0; i < 4; ++i) m.tasks_in_tier[i] = tier_counts_[i].load(std::memory_order_relaxed);
+  m.clock = cpu_clock::get().describe();
 #endif
   return m;
 }
@@ -197,15 +264,18 @@ std::string to_string(const runtime_metrics& m) {
   auto line = [&](const std::string& who, const runtime_metrics::thread& t) {
     out += fmt::format(
         "{:>8}: polls {} long {} budget-yields {} preempt-yields {} promotions {} demotions {} "
-        "steals {} parks {} handoffs {}\n",
+        "steals {} parks {} handoffs {} stolen {} cpu {:.1f} ms\n",
         who, t.polls, t.long_polls, t.budget_yields, t.preempt_yields, t.promotions, t.demotions,
-        t.steals, t.parks, t.handoffs);
+        t.steals, t.parks, t.handoffs, t.stolen_polls, static_cast<double>(t.cpu_ns) / 1e6);
   };
-  for (std::size_t i = 0; i < m.threads.size(); ++i) line(fmt::format("thread {}", i), m.threads[i]);
+  for (std::size_t i = 0; i < m.threads.size(); ++i)
+    line(fmt::format("{} {}", m.threads[i].kind == runtime_metrics::thread::role::isolation ? "iso" : "thread", i),
+         m.threads[i]);
   line("total", m.total());
   out += fmt::format("stalls {}, isolated polls {}, tasks in tier warn/yield/isolate: {}/{}/{}\n",
                      m.stalls, m.isolated_tasks, m.tasks_in_tier[1], m.tasks_in_tier[2],
                      m.tasks_in_tier[3]);
+  if (!m.clock.empty()) out += fmt::format("poll clock: {}\n", m.clock);
   return out;
 }
 

@@ -143,6 +143,15 @@ scheduler::scheduler(const runtime_config& cfg) {
                  (tiers.isolate_enabled ? tiers.isolation_threads : 0);
   tiers_ = std::make_unique<tier_manager>(tiers);
   hooks_ = cfg.hooks;
+#if PULSE_PREEMPTION
+  for (const auto& h : hooks_) {
+    const auto ev = static_cast<std::uint32_t>(h->events());
+    for (unsigned bit = 0; bit < hooks_for_.size(); ++bit)
+      if (ev & (1u << bit)) hooks_for_[bit].push_back(h.get());
+    if ((h->events() & hook_events::per_poll) != hook_events::none) per_poll_hooks_ = true;
+  }
+  (void)cpu_clock::get();  // calibrate before any worker times a poll
+#endif
   idle_state_.store(static_cast<std::uint32_t>(n) << idle_unparked_shift);
   sleepers_.reserve(n);
 }
@@ -161,6 +170,7 @@ void scheduler::start(const std::string& thread_name) {
         {
           std::lock_guard lock(threads_mu_);
           p->index = static_cast<std::uint32_t>(threads_.size());
+          p->timed = per_poll_hooks_ ? 1 : 0;
           threads_.push_back(std::move(th));
         }
         iso_ctx_.push_back(p);
@@ -184,7 +194,7 @@ worker_thread* scheduler::spawn_thread(worker_slot* first) {
   p->assigned.store(first, std::memory_order_relaxed);
 #if PULSE_PREEMPTION
   for (unsigned t = 0; t < 4; ++t) p->budget_for[t] = tiers_->budget_for(static_cast<tier>(t));
-  p->timed = !hooks_.empty();
+  p->timed = per_poll_hooks_ ? 1 : 0;
 #endif
   p->index = static_cast<std::uint32_t>(threads_.size());
   if (first) first->owner.store(p, std::memory_order_release);  // the monitor reads *p
@@ -254,11 +264,21 @@ bool scheduler::work_pending() const noexcept {
   return false;
 }
 
+// Owner only, between polls. The earliest sleeper that wakes goes to the
+// LIFO slot (if free) and runs next, the rest to the back of the queue in
+// deadline order: a task waking from a sleep has waited long enough.
 bool scheduler::fire_timers(worker_slot& w) {
   if (w.timers.earliest() == timer_heap::never) return false;
   const std::int64_t now = now_ns();
   if (w.timers.earliest() > now) return false;
-  return w.timers.fire_due(now) != 0;
+  return w.timers.fire_due(now, [&w](timer_node* n) {
+           if (n->on_fire == &wake_on_fire && !w.lifo) {
+             task_header* t = n->task;
+             if (claim_wake(t)) w.lifo = t;
+             return;
+           }
+           n->on_fire(n);
+         }) != 0;
 }
 
 task_header* scheduler::pop_injector_batch(worker_slot& w) {
@@ -277,20 +297,20 @@ task_header* scheduler::pop_injector_batch(worker_slot& w) {
   return first;
 }
 
-PULSE_ALWAYS_INLINE task_header* scheduler::next_task(worker_thread& th, worker_slot& w) {
-  bool fairness_round = --w.until_global == 0;
-#if PULSE_PREEMPTION
-  // After a poll that outlived its slice, timers and the injector get a turn
+PULSE_ALWAYS_INLINE task_header* scheduler::next_task([[maybe_unused]] worker_thread& th, worker_slot& w) {
+  // After a flagged poll, after_watched_poll() makes this a fairness round
   // at once: with long polls, 61 of them could be seconds.
-  fairness_round |= th.preempt_seq.load(std::memory_order_relaxed) == th.seq - 1;
-#endif
-  if (fairness_round) [[unlikely]] {
+  if (--w.until_global == 0) [[unlikely]] {
     w.until_global = global_queue_interval;
     // Fairness: timers, I/O and the global queue get a turn even when the
     // local queue never runs dry.
     w.drv->poll_io();
-    fire_timers(w);
-    if (task_header* t = injector_.pop()) return t;
+    if (fire_timers(w) && w.lifo) {
+      // A sleeper woke: it runs first; the injector gets the next poll.
+      w.until_global = 1;
+    } else if (task_header* t = injector_.pop()) {
+      return t;
+    }
   }
   if (w.lifo) {
     if (w.lifo_polls < max_lifo_polls) {
@@ -335,35 +355,31 @@ PULSE_ALWAYS_INLINE bool scheduler::poll(worker_thread& th, worker_slot& w, task
   th.current = t;
   th.outcome = poll_outcome::suspended;
 #if PULSE_PREEMPTION
-  // ---- before_poll: refill the budget (by tier); publish "polling" for the
-  // monitor; stamp the time only for tasks being watched (tier > monitor)
-  // or when hooks want every poll.
+  // ---- before_poll: publish "polling" for the monitor; refill the budget.
+  // Tasks above tier monitor, and every task when a hook wants per-poll
+  // callbacks, are "watched": their polls are timed and accounted (out of
+  // line). Everyone else pays two stores, a load and one branch here.
   th.poll_seq.store(++th.seq, std::memory_order_relaxed);
-  const std::uint8_t tier_before = t->budget.tier;
-  t->budget.remaining = th.budget_for[tier_before & 3u];
-  if (tier_before | static_cast<std::uint8_t>(th.timed)) [[unlikely]]
-    th.poll_start = now_ns();
-  bump(th.stats.polls);
+  const std::uint8_t watched = t->budget.tier | th.timed;
+  t->budget.remaining = th.budget_for[0];
+  if (watched) [[unlikely]]
+    begin_timed_poll(th, t);  // also refills by tier
 #endif
   t->resume.resume();
 #if PULSE_PREEMPTION
-  // ---- after_poll. The hand-off signal runs on this thread: either it saw
-  // the odd seq (and set `lost` before we read it) or it sees the even one.
-  const bool long_poll = th.preempt_seq.load(std::memory_order_relaxed) == th.seq;
+  // ---- after_poll. The monitor's request (slice used up, timer due) and
+  // the hand-off signal's acceptance both arrive in preempt_seq: the
+  // handler runs on this thread, so either it saw the odd seq (and set
+  // `lost` and preempt_seq before we read them) or it sees the even one.
   th.poll_seq.store(++th.seq, std::memory_order_relaxed);
   std::atomic_signal_fence(std::memory_order_seq_cst);
-  if (th.lost.load(std::memory_order_relaxed)) [[unlikely]] {
-    finish_lost_poll(th, t);
-    return false;
-  }
-  // Good polls of tasks in tier monitor (nearly all) skip the tier manager.
-  if (long_poll | (tier_before != 0) | th.timed) [[unlikely]]
-    account_poll(th, t, long_poll, th.outcome);
-  if (t->budget.tier == static_cast<std::uint8_t>(tier::isolate) &&
-      th.outcome == poll_outcome::yielded) [[unlikely]] {
-    th.current = nullptr;
-    isolate(t);
-    return true;
+  const bool flagged = th.preempt_seq.load(std::memory_order_relaxed) == th.seq - 1;
+  if (flagged | watched) [[unlikely]] {
+    switch (after_watched_poll(th, w, t, flagged)) {
+      case watched_end::lost: return false;
+      case watched_end::isolated: return true;
+      case watched_end::normal: break;
+    }
   }
 #endif
   th.current = nullptr;
@@ -395,7 +411,12 @@ void scheduler::finish_lost_poll(worker_thread& th, task_header* t) {
     tier_state st;
     std::memcpy(&st, &t->budget.policy, sizeof st);
     const std::uint8_t before = st.tier;
-    tiers_->on_stall(st, now_ns());
+    const cpu_clock& clk = cpu_clock::get();
+    const std::uint64_t end = clk.ticks();
+    // The monitor saw the thread wait for a CPU most of the time: the OS
+    // stalled this poll, not the task. Compensated all the same, not blamed.
+    if (th.stolen_seq.load(std::memory_order_relaxed) == th.seq - 1) bump(th.stats.stolen_polls);
+    else tiers_->on_stall(st, clk.to_ns(end));
     std::memcpy(&t->budget.policy, &st, sizeof st);
     t->budget.tier = st.tier;
     if (st.tier != before) {
@@ -403,8 +424,12 @@ void scheduler::finish_lost_poll(worker_thread& th, task_header* t) {
       tier_counts_[st.tier & 3u].fetch_add(1, std::memory_order_relaxed);
       bump(th.stats.promotions);
       const tier_event e{reinterpret_cast<std::uintptr_t>(t), th.index, static_cast<tier>(before & 3u),
-                         st.level(), now_ns() - th.poll_start};
-      each_hook([&](runtime_hooks& h) { h.on_tier_change(e); });
+                         st.level(),
+                         // Only timed polls have a start; the rest lasted at
+                         // least the hand-off threshold.
+                         (before | static_cast<std::uint8_t>(th.timed)) ? clk.to_ns(end - th.poll_start)
+                                                                        : handoff_ns_};
+      each_hook(hook_events::on_tier_change, [&](runtime_hooks& h) { h.on_tier_change(e); });
     }
   }
   for (;;) {
@@ -431,6 +456,7 @@ void scheduler::finish_lost_poll(worker_thread& th, task_header* t) {
     th.current = t;
     th.outcome = poll_outcome::suspended;
     t->budget.remaining = th.budget_for[t->budget.tier & 3u];
+    bump(th.stats.extra_polls);
     t->resume.resume();
   }
 }
@@ -488,12 +514,25 @@ void scheduler::thread_main(worker_thread& th) {
   t_frame_cache = &th.cache;
   th.tid.store(static_cast<int>(::gettid()), std::memory_order_relaxed);
   th.handle.store(pthread_self(), std::memory_order_release);
+#if PULSE_PREEMPTION
+  if (th.stat_fd < 0) th.stat_fd = open_own_stat();
+  if (pthread_getcpuclockid(pthread_self(), &th.cpu_clock_id) == 0)
+    th.has_cpu_clock.store(true, std::memory_order_release);
+  struct forget_clock {
+    worker_thread& th;
+    ~forget_clock() { th.has_cpu_clock.store(false, std::memory_order_release); }
+  } forget{th};
+#endif
   for (;;) {
     worker_slot* w = th.assigned.exchange(nullptr, std::memory_order_acquire);
     if (w) {
       th.home = w;
 #if PULSE_PREEMPTION
       th.lost.store(false, std::memory_order_relaxed);
+      // Taking over a stuck slot: the sleepers the monitor fired meanwhile
+      // are in the injector; give it and the timers the first turn, before
+      // the tasks queued behind the stuck one.
+      w->until_global = 1;
 #endif
       w->drv->adopt();  // the slot's I/O driver now waits on this thread
       run(th, *w);

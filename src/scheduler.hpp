@@ -2,6 +2,8 @@
 #pragma once
 
 #include <pthread.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
@@ -11,9 +13,11 @@
 #include <thread>
 #include <vector>
 #include <array>
+#include <bit>
 #include <condition_variable>
 #include <mutex>
 
+#include "cpu_clock.hpp"
 #include "driver.hpp"
 #include "pulse/detail/frame_allocator.hpp"
 #include "pulse/detail/injector.hpp"
@@ -67,6 +71,27 @@ struct worker_thread : worker {
   // 2*seq: the poll had already ended).
   std::atomic<std::uint64_t> handoff_target{0};
   std::atomic<std::uint64_t> handoff_ack{0};
+  // The stuck poll's backtrace, taken by the same signal handler when the
+  // monitor asks for it (bt_request == the poll's seq); bt_seq says which
+  // poll bt_frames belongs to.
+  std::atomic<std::uint64_t> bt_request{0};
+  std::atomic<std::uint64_t> bt_seq{0};
+  int bt_depth = 0;
+  std::uintptr_t bt_task = 0;  // the task that was running then
+  void* bt_frames[32] = {};
+  // The monitor stores the seq of a long poll for which this thread got
+  // less than half of the CPU while it ran: time the OS took, not the task's
+  // fault, so the tier manager does not count it.
+  std::atomic<std::uint64_t> stolen_seq{~std::uint64_t{0}};
+  // The seq of a poll the monitor asked to give way before its slice was
+  // up, because a timer on its slot was due: the poll is not a long one.
+  std::atomic<std::uint64_t> kick_seq{~std::uint64_t{0}};
+  std::atomic<bool> has_cpu_clock{false};
+  clockid_t cpu_clock_id{};  // this thread's CPU-time clock (valid while has_cpu_clock)
+  int stat_fd = -1;          // its /proc/thread-self/stat; closed with the object
+  ~worker_thread() {
+    if (stat_fd >= 0) ::close(stat_fd);
+  }
 #endif
 };
 
@@ -102,12 +127,17 @@ class scheduler {
   bool poll(worker_thread& th, worker_slot& w, task_header* t);
 #if PULSE_PREEMPTION
   void finish_lost_poll(worker_thread& th, task_header* t);
+  enum class watched_end : std::uint8_t { normal, lost, isolated };
+  watched_end after_watched_poll(worker_thread& th, worker_slot& w, task_header* t, bool flagged);
   void account_poll(worker_thread& th, task_header* t, bool long_poll, poll_outcome outcome);
   void warn(const tier_event& e, std::int64_t poll_ns);
   void isolation_main(worker_thread& th);
   void isolate(task_header* t);
+  void begin_timed_poll(worker_thread& th, task_header* t);
+  /// Calls f(hook) for each hook subscribed to `ev`.
   template <class F>
-  void each_hook(F&& f) noexcept;
+  void each_hook(hook_events ev, F&& f) noexcept;
+  void report_hook_error() noexcept;
 #endif
   void park(worker_slot& w);
   bool transition_to_searching(worker_slot& w) noexcept;
@@ -141,7 +171,10 @@ class scheduler {
   std::uint32_t budget_ = 128;
   std::int64_t stall_ns_ = 10'000'000;
   std::unique_ptr<tier_manager> tiers_;
+  // The hook registry, fixed at construction: who gets which callback.
   std::vector<std::shared_ptr<runtime_hooks>> hooks_;
+  std::array<std::vector<runtime_hooks*>, 7> hooks_for_;  // by bit of hook_events
+  bool per_poll_hooks_ = false;
   std::atomic<std::uint64_t> stalls_{0};
   std::atomic<std::uint64_t> isolated_{0};
   std::array<std::atomic<std::int64_t>, 4> tier_counts_{};
@@ -166,19 +199,13 @@ class scheduler {
 // scheduler. Only the first is printed: a hook that throws on every poll
 // must not flood stderr.
 template <class F>
-void scheduler::each_hook(F&& f) noexcept {
-  for (auto& h : hooks_) {
+void scheduler::each_hook(hook_events ev, F&& f) noexcept {
+  const auto bit = static_cast<unsigned>(std::countr_zero(static_cast<std::uint32_t>(ev)));
+  for (runtime_hooks* h : hooks_for_[bit]) {
     try {
       f(*h);
     } catch (...) {
-      if (hook_error_reported_.exchange(true, std::memory_order_relaxed)) continue;
-      try {
-        throw;
-      } catch (const std::exception& e) {
-        std::fprintf(stderr, "pulse: a runtime hook threw (ignored; further ones are not reported): %s\n", e.what());
-      } catch (...) {
-        std::fprintf(stderr, "pulse: a runtime hook threw a non-standard exception (ignored; further ones are not reported)\n");
-      }
+      report_hook_error();
     }
   }
 }

@@ -18,6 +18,7 @@ namespace {
 
 using std::chrono::microseconds;
 using std::chrono::milliseconds;
+using std::chrono::seconds;
 
 // "500us", "100ms": ASCII, unlike fmt's chrono formatting ("µs"), so the
 // messages survive any terminal and are easy to grep and test.
@@ -45,6 +46,19 @@ tier_config tier_config::aggressive() noexcept {
   c.violation_window = milliseconds{50};     // 100 slices, as in balanced
   c.demote_after = 128;                      // a hog must prove itself longer
   c.min_time_in_tier = milliseconds{100};    // and stay down-graded longer
+  return c;
+}
+
+tier_config tier_config::cooperative() noexcept {
+  tier_config c;
+  c.time_slice = seconds{10};
+  c.yield_time_slice = seconds{10};
+  c.handoff_threshold = seconds{10};
+  c.stall_threshold = seconds{60};
+  c.violation_window = seconds{60};
+  c.budget = c.yield_budget = 65535;
+  c.isolate_enabled = false;
+  c.max_compensating_threads = 0;
   return c;
 }
 
@@ -175,8 +189,10 @@ tier_config tier_config::from_env(tier_config base) {
       base = balanced();
     else if (v == "permissive")
       base = permissive();
+    else if (v == "cooperative")
+      base = cooperative();
     else
-      bad_env("PULSE_TIER_PROFILE", v, "aggressive, balanced or permissive");
+      bad_env("PULSE_TIER_PROFILE", v, "aggressive, balanced, permissive or cooperative");
     note("PULSE_TIER_PROFILE", v);
   }
 

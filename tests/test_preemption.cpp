@@ -178,6 +178,33 @@ TEST_CASE("tasks that never yield do not stop a 1 ms ticker on the other tasks",
   for (auto r : results) CHECK(r != 0);
 }
 
+TEST_CASE("the cooperative preset does not preempt: tasks switch only where they suspend",
+          "[preempt][tiers]") {
+  auto rt = pulse::runtime::builder()
+                .worker_threads(1)
+                .tier_config(pulse::tier_config::cooperative())
+                .build();
+  std::atomic<bool> other_ran{false};
+  rt.block_on([](std::atomic<bool>* flag) -> task<> {
+    auto other = pulse::spawn(set_flag(flag));
+    // 20 ms of CPU with a checkpoint and a ready await every ~10 µs: the
+    // balanced preset would yield here within about a millisecond.
+    std::uint64_t x = 1;
+    const auto until = clk::now() + 20ms;
+    while (clk::now() < until) {
+      x = spin_work(x);
+      co_await pulse::checkpoint();
+      co_await pulse::sleep_for(0ms);
+    }
+    CHECK(x != 0);
+    CHECK_FALSE(flag->load());
+    co_await pulse::yield_now();  // the only way to let it run
+    CHECK(flag->load());
+    co_await other;
+  }(&other_ran));
+  CHECK(rt.metrics().total().preempt_yields == 0);
+}
+
 #else
 
 TEST_CASE("with preemption compiled out, checkpoint and unconstrained are transparent",

@@ -67,6 +67,7 @@ TEST_CASE("every preset is valid and a default config is the balanced preset",
   CHECK_NOTHROW(tier_config::aggressive().validate());
   CHECK_NOTHROW(tier_config::balanced().validate());
   CHECK_NOTHROW(tier_config::permissive().validate());
+  CHECK_NOTHROW(tier_config::cooperative().validate());
   CHECK_NOTHROW(tier_config{}.validate());
   CHECK(tier_config{} == tier_config::balanced());
 }
@@ -264,6 +265,8 @@ TEST_CASE("PULSE_TIER_PROFILE replaces the base with a preset", "[tier_config][e
   CHECK(tier_config::from_env(custom) == tier_config::permissive());
   env.set("PULSE_TIER_PROFILE", "balanced");
   CHECK(tier_config::from_env(custom) == tier_config::balanced());
+  env.set("PULSE_TIER_PROFILE", "cooperative");
+  CHECK(tier_config::from_env(custom) == tier_config::cooperative());
 }
 
 TEST_CASE("numeric variables override the profile's fields", "[tier_config][env]") {

@@ -49,16 +49,19 @@ struct alignas(cache_line) worker {
   /// `home` to another thread during the current poll: from then on this
   /// thread must not touch the slot. Always set on isolation threads.
   std::atomic<bool> lost{false};
-  bool timed = false;               // hooks installed: time every poll
+  std::uint8_t timed = 0;           // 1: a hook wants per-poll callbacks; time every poll
   std::uint32_t budget_for[4] = {128, 128, 16, 16};  // per-poll budget by tier
   std::uint64_t seq = 0;            // odd while a poll runs; == poll_seq
-  std::int64_t poll_start = 0;      // ns; read only for tiered or timed polls
+  std::uint64_t poll_start = 0;     // cpu_clock ticks; set only for tiered or timed polls
 
   /// Counters, written only by this thread (load+store, no lock prefix),
   /// read by runtime::metrics() from any thread.
+  /// (Polls are counted by `seq`: each adds 2. Polls that do not go
+  /// through the poll loop are counted in extra_polls.)
   struct counters {
-    std::atomic<std::uint64_t> polls{0}, long_polls{0}, budget_yields{0}, preempt_yields{0},
-        promotions{0}, demotions{0}, steals{0}, parks{0}, handoffs{0};
+    std::atomic<std::uint64_t> extra_polls{0}, long_polls{0}, budget_yields{0}, preempt_yields{0},
+        promotions{0}, demotions{0}, steals{0}, parks{0}, handoffs{0},
+        stolen_polls{0};
   } stats;
 
   // ---- shared with the monitor thread: written once per poll / per slice ----
@@ -152,25 +155,31 @@ PULSE_ALWAYS_INLINE void schedule(task_header* t) {
   schedule_remote(t->sched, t, t, 1);
 }
 
-/// Any thread: the event a suspended task waits for has happened.
-PULSE_ALWAYS_INLINE void wake(task_header* t) {
+/// Any thread: marks a suspended task woken. True when the caller must now
+/// make it runnable (it was idle); false when it is finished or being polled
+/// (then the worker polls it again) or already queued.
+PULSE_ALWAYS_INLINE bool claim_wake(task_header* t) {
   std::uint32_t s = t->run_state.load(std::memory_order_relaxed);
   for (;;) {
-    if (s & run::done) return;
+    if (s & run::done) return false;
     if (s & run::scheduled) {
       // Being polled right now (it registered the wake and the event fired
       // before the poll ended): the worker polls it again afterwards.
       if ((s & run::notified) ||
           t->run_state.compare_exchange_weak(s, s | run::notified, std::memory_order_acq_rel,
                                              std::memory_order_relaxed))
-        return;
+        return false;
     } else if (t->run_state.compare_exchange_weak(s, s | run::scheduled,
                                                   std::memory_order_acq_rel,
                                                   std::memory_order_relaxed)) {
-      schedule(t);
-      return;
+      return true;
     }
   }
+}
+
+/// Any thread: the event a suspended task waits for has happened.
+PULSE_ALWAYS_INLINE void wake(task_header* t) {
+  if (claim_wake(t)) schedule(t);
 }
 
 /// Any thread: requests cancellation. An idle task is scheduled so that a
@@ -210,8 +219,12 @@ PULSE_ALWAYS_INLINE bool consume_budget() noexcept {
   task_budget& b = w->current->budget;
   if (b.unconstrained) [[unlikely]]
     return false;
-  if (b.remaining) --b.remaining;
-  return b.remaining == 0 || preempt_requested(w);
+  // Every poll starts with remaining >= 1 (budgets are validated to fit in
+  // an int32) and a spent budget ends the poll, so this only goes below 1
+  // once per poll; signed, a stray 0 - 1 still reads as spent.
+  const std::uint32_t left = b.remaining - 1;
+  b.remaining = left;
+  return static_cast<std::int32_t>(left) <= 0 || preempt_requested(w);
 }
 #endif
 

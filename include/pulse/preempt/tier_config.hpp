@@ -144,6 +144,14 @@ struct tier_config {
   /// promotion after 5 long polls, a quick way back down.
   static tier_config permissive() noexcept;
 
+  /// No preemption at run time: 10 s slices, no hand-off, no isolation, no
+  /// compensating threads, a budget so large it never runs out. Tasks switch
+  /// only where they suspend, as in a purely cooperative runtime: the
+  /// reference the starvation benchmark and demo compare against. (The
+  /// monitor and the per-poll bookkeeping remain; compile with
+  /// PULSE_PREEMPTION=OFF to remove those too.)
+  static tier_config cooperative() noexcept;
+
   /// Throws pulse::usage_error naming the first bad field, its value and the
   /// rule it breaks, e.g. "pulse::tier_config: handoff_threshold (500us) must
   /// be >= time_slice (1000us)". Thread-safe (reads only).

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Instructions per yield and per spawned+joined task, with preemption
+# compiled in and out: repeatable figures on a noisy machine.
+#   bench/scripts/callgrind_poll.sh
+# Builds libpulse in build/release (ON) and build/nopreempt (OFF), links the
+# two programs in bench/scripts/callgrind/ against each, runs each under
+# callgrind at two sizes and prints the difference per unit, counted on the
+# worker thread only (--separate-threads: the monitor's samples depend on
+# wall time, which valgrind stretches ~50x). The tier thresholds are raised
+# so that no poll is flagged under valgrind's slowdown.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+command -v valgrind >/dev/null || { echo "callgrind_poll.sh: needs valgrind (apt-get install valgrind)" >&2; exit 1; }
+export PULSE_TIER_PROFILE=permissive PULSE_TIME_SLICE_US=100000 PULSE_YIELD_TIME_SLICE_US=100000 \
+       PULSE_HANDOFF_US=1000000 PULSE_STALL_US=2000000
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+busiest() {  # busiest <program> <n>: instructions of the thread that ran the most
+  rm -rf "$tmp/out" && mkdir "$tmp/out"
+  valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$tmp/out/cg.%p" "$@" >/dev/null 2>&1
+  for f in "$tmp"/out/cg.*; do grep -E '^(summary|totals):' "$f" | head -1 | awk '{print $2}'; done | sort -n | tail -1
+}
+for preset in nopreempt release; do
+  cmake --preset "$preset" >/dev/null
+  cmake --build --preset "$preset" --target pulse >/dev/null
+  p=$([[ $preset == release ]] && echo 1 || echo 0)
+  for prog in yield spawn; do
+    g++ -std=c++20 -O2 -DPULSE_PREEMPTION=$p -Iinclude bench/scripts/callgrind/$prog.cpp \
+      "build/$preset/libpulse_runtime.a" -lfmt -luring -pthread -o "$tmp/$prog"
+    a=$(busiest "$tmp/$prog" 10000)
+    b=$(busiest "$tmp/$prog" 110000)
+    printf '%-6s preemption %-3s %6d instructions per unit\n' "$prog" "$([[ $p == 1 ]] && echo ON || echo OFF)" $(((b - a) / 100000))
+  done
+done
