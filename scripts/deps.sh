@@ -2,11 +2,12 @@
 # Install Pulse's build dependencies on Debian 12 (apt-get; sudo if not root).
 # Only missing packages are installed, so a second run needs no network.
 #
-#   scripts/deps.sh            g++ 12, CMake, Ninja, Catch2, Google Benchmark, liburing, fmt
+#   scripts/deps.sh            g++ 12, CMake, Ninja, Catch2, Google Benchmark, liburing, fmt,
+#                              wrk (HTTP load for bench/compare's http_hello)
 #   scripts/deps.sh --clang    the same plus clang 16 (clang-* presets)
 set -euo pipefail
 
-packages=(g++ g++-12 cmake ninja-build pkg-config catch2 libbenchmark-dev liburing-dev libfmt-dev)
+packages=(g++ g++-12 cmake ninja-build pkg-config catch2 libbenchmark-dev liburing-dev libfmt-dev wrk)
 for arg in "$@"; do
   case "$arg" in
     --clang) packages+=(clang-16 libclang-rt-16-dev) ;;

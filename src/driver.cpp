@@ -28,16 +28,17 @@ void futex_wake_one(std::atomic<std::uint32_t>* word) {
 }
 }  // namespace
 
-void futex_driver::park(std::int64_t timeout_ns) {
+bool futex_driver::park(std::int64_t timeout_ns) {
   std::uint32_t s = empty;
   if (!state_.compare_exchange_strong(s, parked, std::memory_order_acquire)) {
     // Already notified: consume it.
     state_.store(empty, std::memory_order_relaxed);
-    return;
+    return false;
   }
   futex_wait(&state_, parked, timeout_ns);
   // Woken, timed out or spurious: either way leave the parked state.
   state_.exchange(empty, std::memory_order_acquire);
+  return false;
 }
 
 void futex_driver::unpark() {

@@ -1,6 +1,8 @@
-// Private: how an idle worker sleeps and is woken. The futex driver is the
-// only one for now; the io_uring and epoll drivers will park in the kernel's
-// I/O wait instead, with the same interface.
+// Private: how an idle worker sleeps and is woken, and where its I/O runs.
+//
+// Every worker slot owns an I/O driver (src/io/: io_uring, or epoll where
+// io_uring is unavailable) that parks the slot's owner in the kernel's I/O
+// wait. Spare threads and the monitor park on a futex_driver.
 #pragma once
 
 #include <atomic>
@@ -12,18 +14,28 @@ namespace pulse::detail {
 class driver {
  public:
   virtual ~driver() = default;
-  /// Sleeps until unpark() or until `timeout_ns` passes (negative: no
-  /// timeout). May return spuriously. An unpark() that happens before park()
-  /// makes the next park() return at once.
-  virtual void park(std::int64_t timeout_ns) = 0;
+  /// Owner: sleeps until unpark(), an I/O completion, or until `timeout_ns`
+  /// passes (negative: no timeout). May return spuriously. An unpark() that
+  /// happens before park() makes the next park() return at once. Returns
+  /// true when I/O completions woke tasks (they are in the slot's queue).
+  virtual bool park(std::int64_t timeout_ns) = 0;
   /// Any thread.
   virtual void unpark() = 0;
+  /// Owner, once per scheduler tick: submits queued I/O and processes the
+  /// completions that are there, without blocking. True when tasks were woken.
+  virtual bool poll_io() { return false; }
+  /// A thread starts serving the slot (at start-up and after a hand-off):
+  /// re-arms whatever must be armed by the thread that waits.
+  virtual void adopt() {}
+  /// Shutdown, after the workers stopped: wakes every task waiting for I/O
+  /// on this driver (the scheduler then destroys them). True if any.
+  virtual bool shutdown_wake() { return false; }
 };
 
 /// Sleeps on a futex word: EMPTY -> PARKED -> NOTIFIED.
 class futex_driver final : public driver {
  public:
-  void park(std::int64_t timeout_ns) override;
+  bool park(std::int64_t timeout_ns) override;
   void unpark() override;
 
  private:

@@ -19,6 +19,11 @@
 
 namespace pulse::detail {
 
+namespace io {
+std::vector<std::unique_ptr<driver>> make_slot_drivers(pulse::io_backend wanted, std::size_t n,
+                                                       pulse::io_backend* used);
+}  // namespace io
+
 // ---------------------------------------------------------------- helpers
 
 void throw_usage(const char* what) { throw usage_error(what); }
@@ -110,12 +115,15 @@ void shutdown_scheduler(scheduler* s) { s->shutdown(); }
 
 std::size_t scheduler_workers(const scheduler* s) noexcept { return s->size(); }
 
+pulse::io_backend scheduler_io_backend(const scheduler* s) noexcept { return s->io_backend(); }
+
 // ---------------------------------------------------------------- scheduler
 
 scheduler::scheduler(const runtime_config& cfg) {
   const std::size_t n = cfg.worker_threads ? cfg.worker_threads : default_worker_count();
   if (n > 0xfffe) throw usage_error("pulse: too many worker threads (at most 65534)");
   slots_.reserve(n);
+  auto drivers = io::make_slot_drivers(cfg.io_backend, n, &io_backend_);
   for (std::size_t i = 0; i < n; ++i) {
     auto w = std::make_unique<worker_slot>();
     w->index = static_cast<std::uint32_t>(i);
@@ -123,7 +131,7 @@ scheduler::scheduler(const runtime_config& cfg) {
     w->idle_state = &idle_state_;
     w->notify_below = static_cast<std::uint32_t>(n);
     w->rng = 0x9e3779b97f4a7c15ull * (i + 1);
-    w->drv = make_futex_driver();
+    w->drv = std::move(drivers[i]);
     slots_.push_back(std::move(w));
   }
   const pulse::tier_config tiers = cfg.tiers ? *cfg.tiers : pulse::tier_config::from_env();
@@ -298,8 +306,9 @@ PULSE_ALWAYS_INLINE task_header* scheduler::next_task([[maybe_unused]] worker_th
   // at once: with long polls, 61 of them could be seconds.
   if (--w.until_global == 0) [[unlikely]] {
     w.until_global = global_queue_interval;
-    // Fairness: timers and the global queue get a turn even when the local
-    // queue never runs dry.
+    // Fairness: timers, I/O and the global queue get a turn even when the
+    // local queue never runs dry.
+    w.drv->poll_io();
     if (fire_timers(w) && w.lifo) {
       // A sleeper woke: it runs first; the injector gets the next poll.
       w.until_global = 1;
@@ -491,14 +500,14 @@ void scheduler::park(worker_slot& w) {
 #if PULSE_PREEMPTION
     if (worker* th = t_worker) bump(th->stats.parks);
 #endif
-    w.drv->park(timeout);
+    const bool io_woke = w.drv->park(timeout);
     std::lock_guard lock(sleepers_mu_);
     if (!w.in_sleepers) {
       w.searching = true;  // notify_parked counted us as unparked and searching
       return;
     }
     if (shutdown_.load(std::memory_order_acquire)) break;
-    if (w.timers.earliest() <= now_ns()) break;
+    if (io_woke || w.timers.earliest() <= now_ns()) break;
   }
   {
     std::lock_guard lock(sleepers_mu_);
@@ -538,6 +547,7 @@ void scheduler::thread_main(worker_thread& th) {
       // the tasks queued behind the stuck one.
       w->until_global = 1;
 #endif
+      w->drv->adopt();  // the slot's I/O driver now waits on this thread
       run(th, *w);
       th.home = nullptr;
     }
@@ -554,6 +564,7 @@ void scheduler::run(worker_thread& th, worker_slot& w) {
   while (!shutdown_.load(std::memory_order_relaxed)) {
     task_header* t = next_task(th, w);
     if (!t) {
+      if (w.drv->poll_io()) continue;  // flush submissions, reap completions
       if (fire_timers(w)) continue;
       t = search(w);
       if (!t) {
@@ -653,6 +664,9 @@ void scheduler::drain() {
     }
     for (auto& w : slots_)
       if (w->timers.fire_all()) any = true;
+    // Tasks waiting for I/O: woken with ECANCELED, then destroyed above.
+    for (auto& w : slots_)
+      if (w->drv->shutdown_wake()) any = true;
     if (!any) break;
   }
   for (auto& th : threads_) th->cache.release_all();

@@ -24,6 +24,7 @@
 #include "pulse/detail/injector.hpp"
 #include "pulse/detail/spinlock.hpp"
 #include "pulse/detail/worker.hpp"
+#include "pulse/io/backend.hpp"
 #include "pulse/preempt/tier_manager.hpp"
 #include "pulse/runtime.hpp"
 
@@ -45,7 +46,7 @@ struct worker_slot : slot {
   std::uint64_t rng = 0;         // xorshift state for victim order
   bool searching = false;        // counted in idle_state's searching field
   bool in_sleepers = false;      // guarded by scheduler::sleepers_mu_
-  std::unique_ptr<driver> drv;   // the owner parks here
+  std::unique_ptr<driver> drv;   // the owner parks here; the slot's I/O runs here (src/io/)
   std::atomic<worker_thread*> owner{nullptr};  // the thread serving the slot
 };
 
@@ -110,6 +111,7 @@ class scheduler {
   void start(const std::string& thread_name);
   void shutdown();
   std::size_t size() const noexcept { return slots_.size(); }
+  pulse::io_backend io_backend() const noexcept { return io_backend_; }
 
   void push_remote(task_header* first, task_header* last, std::uint32_t n);
   runtime_metrics metrics() const;
@@ -153,6 +155,7 @@ class scheduler {
   void become_spare(worker_thread& th);
 
   std::vector<std::unique_ptr<worker_slot>> slots_;
+  pulse::io_backend io_backend_ = pulse::io_backend::epoll;  // chosen in the constructor
   std::mutex threads_mu_;  // guards threads_ and spares_
   std::vector<std::unique_ptr<worker_thread>> threads_;
   std::vector<worker_thread*> spares_;

@@ -33,6 +33,9 @@ THROUGHPUT = [
     "fib",
 ]
 STARVE = ["starve_none", "starve_A", "starve_B", "starve_C"]
+# Servers loaded by wrk (run.sh runs them; WORKLOADS.md, "http_hello").
+HTTP = ["http_hello"]
+HTTP_KEYS = ["requests_per_sec", "latency_us_p50", "latency_us_p99", "errors"]
 BASE_KEYS = ["runtime", "workload", "workers", "ok", "elapsed_ns", "units", "ns_per_unit", "check"]
 STARVE_KEYS = [
     "duration_ms",
@@ -65,7 +68,7 @@ def validate(runtime, workload, workers, text):
         raise ValueError("stdout is not a JSON object")
     if r.get("ok") is not True:
         raise ValueError("ok is not true: %s" % r.get("error", "(no error message)"))
-    keys = BASE_KEYS + (STARVE_KEYS if workload in STARVE else [])
+    keys = BASE_KEYS + (STARVE_KEYS if workload in STARVE else []) + (HTTP_KEYS if workload in HTTP else [])
     missing = [k for k in keys if k not in r]
     if missing:
         raise ValueError("missing keys: %s" % ", ".join(missing))
@@ -89,6 +92,54 @@ def cmd_validate(args):
     except ValueError as e:
         print("invalid result from %s %s: %s" % (args.runtime, args.workload, e), file=sys.stderr)
         sys.exit(1)
+
+
+def wrk_time_us(text):
+    """'812.00us' / '1.23ms' / '2.00s' -> microseconds."""
+    import re
+    m = re.match(r"^([0-9.]+)(us|ms|s|m)$", text.strip())
+    if not m:
+        raise ValueError("bad wrk time %r" % text)
+    v = float(m.group(1))
+    return v * {"us": 1.0, "ms": 1e3, "s": 1e6, "m": 60e6}[m.group(2)]
+
+
+def cmd_wrk(args):
+    """wrk --latency output on stdin -> one http_hello result line (WORKLOADS.md)."""
+    import re
+    text = sys.stdin.read()
+    base = {"runtime": args.runtime, "workload": "http_hello", "workers": args.workers}
+    try:
+        rps = float(re.search(r"^Requests/sec:\s+([0-9.]+)", text, re.M).group(1))
+        reqs = int(re.search(r"^\s*(\d+) requests in ", text, re.M).group(1))
+        lat = {q: wrk_time_us(re.search(r"^\s+%s%%\s+(\S+)" % q, text, re.M).group(1)) for q in ("50", "99")}
+        errors = 0
+        m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+        if m:
+            errors += int(m.group(1))
+        m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+        if m:
+            errors += sum(int(x) for x in m.groups())
+    except (AttributeError, ValueError) as e:
+        base.update({"ok": False, "error": "cannot parse wrk output: %s" % e})
+        print(json.dumps(base, separators=(",", ":")))
+        sys.exit(1)
+    ok = errors == 0 and reqs > 0
+    base.update({
+        "ok": ok,
+        "elapsed_ns": args.elapsed_ns,
+        "units": reqs,
+        "ns_per_unit": round(1e9 / rps, 3) if rps > 0 else 0,
+        "check": str(reqs),
+        "requests_per_sec": round(rps, 2),
+        "latency_us_p50": round(lat["50"], 1),
+        "latency_us_p99": round(lat["99"], 1),
+        "errors": errors,
+    })
+    if not ok:
+        base["error"] = "wrk saw %d errors" % errors
+    print(json.dumps(base, separators=(",", ":")))
+    sys.exit(0 if ok else 1)
 
 
 # --------------------------------------------------------------------------
@@ -332,7 +383,8 @@ def cmd_summarize(args):
         sys.exit(1)
 
     medians = {}
-    num_keys = ["elapsed_ns", "ns_per_unit"] + [k for k in STARVE_KEYS if k not in ("duration_ms", "hogs")]
+    num_keys = (["elapsed_ns", "ns_per_unit"] + [k for k in STARVE_KEYS if k not in ("duration_ms", "hogs")]
+                + HTTP_KEYS)
     for w in workloads:
         medians[w] = {}
         for r in RUNTIMES:
@@ -350,6 +402,7 @@ def cmd_summarize(args):
     present = [r for r in RUNTIMES if r in requested]
     tp = [w for w in workloads if w in THROUGHPUT]
     st = [w for w in workloads if w in STARVE]
+    ht = [w for w in workloads if w in HTTP]
 
     ratios = {}
     for w in workloads:
@@ -358,6 +411,11 @@ def cmd_summarize(args):
             pm, qm = medians[w]["pulse"], medians[w][peer]
             if w in THROUGHPUT:
                 ratios[w]["pulse_vs_" + peer] = ratio(qm and qm["ns_per_unit"], pm and pm["ns_per_unit"])
+            elif w in HTTP:
+                ratios[w]["pulse_vs_" + peer] = {
+                    "rps_pulse_over_peer": ratio(pm and pm["requests_per_sec"], qm and qm["requests_per_sec"]),
+                    "p99_peer_over_pulse": ratio(qm and qm["latency_us_p99"], pm and pm["latency_us_p99"]),
+                }
             else:
                 ratios[w]["pulse_vs_" + peer] = {
                     "p99_peer_over_pulse": ratio(qm and qm["lateness_us_p99"], pm and pm["lateness_us_p99"]),
@@ -407,7 +465,28 @@ def cmd_summarize(args):
                 + [fmt_int(m[r]["hog_units"]) if m[r] else DASH for r in RUNTIMES]
                 + [fmt_ratio(rp["pulse_vs_" + p]["hog_units_pulse_over_peer"]) for p in ("tokio", "go")]
             )
+    if ht:
+        rows.append(["", "", "", "", "", ""])
+        rows.append(["HTTP server under wrk", "", "", "", "", ""])
+    for w in ht:
+        m = medians[w]
+        rp = ratios[w]
+        rows.append(
+            [w + " requests/s"]
+            + [fmt_num(m[r]["requests_per_sec"]) if m[r] else DASH for r in RUNTIMES]
+            + [fmt_ratio(rp["pulse_vs_" + p]["rps_pulse_over_peer"]) for p in ("tokio", "go")]
+        )
+        rows.append(
+            [w + " p99 latency, us"]
+            + [fmt_num(m[r]["latency_us_p99"]) if m[r] else DASH for r in RUNTIMES]
+            + [fmt_ratio(rp["pulse_vs_" + p]["p99_peer_over_pulse"]) for p in ("tokio", "go")]
+        )
     out.append(render_table(header, rows))
+    if ht:
+        out.append(
+            "HTTP ratios: requests/s row = Pulse / peer (> 1: Pulse serves more); "
+            "p99 row = peer p99 / Pulse p99 (> 1: Pulse answers faster)."
+        )
     if st:
         out.append(
             "Starvation ratios: p99 row = peer p99 / Pulse p99 (> 1: Pulse's probe is less late); "
@@ -449,6 +528,7 @@ def cmd_summarize(args):
             "p99_peer_over_pulse": "peer lateness p99 / pulse lateness p99 (> 1: Pulse less late)",
             "wakeups_pulse_over_peer": "pulse wakeups / peer wakeups",
             "hog_units_pulse_over_peer": "pulse hog_units / peer hog_units",
+            "rps_pulse_over_peer": "pulse requests_per_sec / peer requests_per_sec (> 1: Pulse faster)",
         },
         "table": table,
         "runs": runs,
@@ -478,6 +558,10 @@ def main():
     v.add_argument("runtime")
     v.add_argument("workload")
     v.add_argument("workers", type=int)
+    k = sub.add_parser("wrk")
+    k.add_argument("runtime")
+    k.add_argument("workers", type=int)
+    k.add_argument("elapsed_ns", type=int)
     s = sub.add_parser("summarize")
     s.add_argument("--raw", required=True)
     s.add_argument("--out-dir", required=True)
@@ -491,6 +575,8 @@ def main():
     args = ap.parse_args()
     if args.cmd == "validate":
         cmd_validate(args)
+    elif args.cmd == "wrk":
+        cmd_wrk(args)
     else:
         cmd_summarize(args)
 

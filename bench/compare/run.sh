@@ -19,7 +19,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 
 ALL_RUNTIMES="pulse,tokio,go"
-ALL_WORKLOADS="spawn_many_remote_idle,spawn_many_local,yield_many,ping_pong,chained_spawn,skynet,fib,starve_none,starve_A,starve_B,starve_C"
+ALL_WORKLOADS="spawn_many_remote_idle,spawn_many_local,yield_many,ping_pong,chained_spawn,skynet,fib,starve_none,starve_A,starve_B,starve_C,http_hello"
 
 runtimes="$ALL_RUNTIMES"
 workloads="$ALL_WORKLOADS"
@@ -28,6 +28,10 @@ quick=0
 workers=2
 install=1
 run_timeout="${PULSE_COMPARE_TIMEOUT:-600}" # seconds per program run
+# http_hello: wrk's load (WORKLOADS.md): threads, connections, seconds.
+http_threads="${PULSE_COMPARE_HTTP_THREADS:-2}"
+http_conns="${PULSE_COMPARE_HTTP_CONNECTIONS:-64}"
+http_secs="${PULSE_COMPARE_HTTP_SECONDS:-}"
 
 usage() {
     sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
@@ -39,7 +43,9 @@ Options:
   --workers N       worker threads for every runtime (default 2)
   --workloads LIST  comma-separated subset of the workloads (default: all)
   --no-install      never call apt-get
-Environment: PULSE_COMPARE_TIMEOUT=SECONDS per program run (default 600).
+Environment: PULSE_COMPARE_TIMEOUT=SECONDS per program run (default 600);
+  http_hello's wrk load: PULSE_COMPARE_HTTP_THREADS (2), PULSE_COMPARE_HTTP_CONNECTIONS (64),
+  PULSE_COMPARE_HTTP_SECONDS (10; --quick: 3).
 EOF
 }
 
@@ -71,6 +77,9 @@ fi
 [[ "$reps" =~ ^[1-9][0-9]*$ ]] || die "--reps must be a positive integer"
 [[ "$workers" =~ ^[1-9][0-9]*$ ]] || die "--workers must be a positive integer"
 if ((quick)); then duration_ms=500; else duration_ms=2000; fi
+if [[ -z "$http_secs" ]]; then
+    if ((quick)); then http_secs=3; else http_secs=10; fi
+fi
 
 # Validate and order the runtime list (order of the first repetition: pulse, tokio, go).
 IFS=, read -r -a req <<<"$runtimes"
@@ -89,6 +98,7 @@ for w in "${wl_list[@]}"; do
     [[ ",$ALL_WORKLOADS," == *",$w,"* ]] || die "unknown workload '$w'"
 done
 wants() { [[ " ${rt_list[*]} " == *" $1 "* ]]; }
+wants_http() { [[ " ${wl_list[*]} " == *" http_hello "* ]]; }
 
 # Toolchains installed in the user's home (rustup) come first if present.
 export HOME="${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}"
@@ -109,6 +119,9 @@ if wants tokio; then
 fi
 if wants go; then
     command -v go >/dev/null || missing+=(golang-go)
+fi
+if wants_http; then
+    command -v wrk >/dev/null || missing+=(wrk)
 fi
 if wants pulse; then
     command -v cmake >/dev/null || missing+=(cmake)
@@ -132,24 +145,59 @@ fi
 # (b) build
 
 declare -A BIN
+declare -A HTTP_BIN # http_hello servers: <bin> [--workers N] [--port 0]-style, see run_http
 build_tokio() {
     echo "== building Tokio program (cargo build --release --offline)"
     (cd "$HERE/tokio" && cargo build --release --offline --target-dir "$HERE/tokio/target") ||
         die "Tokio program failed to build"
     BIN[tokio]="$HERE/tokio/target/release/tokio_compare"
+    HTTP_BIN[tokio]="$HERE/tokio/target/release/http_hello"
 }
 build_go() {
     echo "== building Go program (go build)"
-    (cd "$HERE/go" && GOFLAGS=-mod=mod GOPROXY=off GO111MODULE=on go build -o go_compare .) ||
+    (cd "$HERE/go" && GOFLAGS=-mod=mod GOPROXY=off GO111MODULE=on go build -o go_compare . &&
+        GOFLAGS=-mod=mod GOPROXY=off GO111MODULE=on go build -o http_hello_go ./http_hello) ||
         die "Go program failed to build"
     BIN[go]="$HERE/go/go_compare"
+    HTTP_BIN[go]="$HERE/go/http_hello_go"
 }
 build_pulse() {
-    echo "== building Pulse program (cmake --preset release; --target pulse_compare)"
-    (cd "$ROOT" && cmake --preset release && cmake --build --preset release --target pulse_compare) ||
+    echo "== building Pulse program (cmake --preset release; --target pulse_compare http_hello)"
+    (cd "$ROOT" && cmake --preset release && cmake --build --preset release --target pulse_compare http_hello) ||
         die "Pulse program failed to build (target pulse_compare; use --runtimes tokio,go to leave Pulse out)"
     BIN[pulse]="$ROOT/build/release/bench/compare/pulse_compare"
+    HTTP_BIN[pulse]="$ROOT/build/release/examples/http_hello"
     [[ -x "${BIN[pulse]}" ]] || die "Pulse build succeeded but ${BIN[pulse]} does not exist"
+}
+
+# http_hello: start runtime $1's server on a free port, load it with wrk,
+# print one JSON result line (WORKLOADS.md), stop the server.
+run_http() {
+    local r=$1 out="$work/http_server.out" pid addr="" i
+    : >"$out"
+    if [[ "$r" == pulse ]]; then
+        "${HTTP_BIN[$r]}" 0 "$workers" >"$out" 2>"$work/http_server.err" &
+    else
+        "${HTTP_BIN[$r]}" --workers "$workers" --port 0 >"$out" 2>"$work/http_server.err" &
+    fi
+    pid=$!
+    for ((i = 0; i < 100; i++)); do
+        addr="$(sed -n 's/^listening on \([0-9.]*:[0-9]*\).*/\1/p' "$out" | head -n 1)"
+        [[ -n "$addr" ]] && break
+        sleep 0.1
+    done
+    if [[ -z "$addr" ]]; then
+        kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+        printf '{"runtime":"%s","workload":"http_hello","workers":%d,"ok":false,"error":"server did not start"}\n' "$r" "$workers"
+        return 1
+    fi
+    local wrk_out t0 t1
+    t0=$(date +%s%N)
+    wrk_out="$(wrk -t"$http_threads" -c"$http_conns" -d"${http_secs}s" --latency "http://$addr/" 2>&1)"
+    t1=$(date +%s%N)
+    kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+    printf '%s\n' "$wrk_out" >"$work/wrk_$r.txt"
+    printf '%s\n' "$wrk_out" | python3 "$HERE/aggregate.py" wrk "$r" "$workers" "$((t1 - t0))"
 }
 for r in "${rt_list[@]}"; do "build_$r"; done
 
@@ -191,7 +239,11 @@ for ((rep = 1; rep <= reps; rep++)); do
             count=$((count + 1))
             errf="$work/stderr.txt"
             set +e
-            out="$(timeout --kill-after=10 "$run_timeout" "${BIN[$r]}" "$w" --workers "$workers" --duration-ms "$duration_ms" 2>"$errf")"
+            if [[ "$w" == http_hello ]]; then
+                out="$(run_http "$r" 2>"$errf")"
+            else
+                out="$(timeout --kill-after=10 "$run_timeout" "${BIN[$r]}" "$w" --workers "$workers" --duration-ms "$duration_ms" 2>"$errf")"
+            fi
             rc=$?
             set -e
             if ((rc != 0)); then
@@ -207,7 +259,7 @@ for ((rep = 1; rep <= reps; rep++)); do
             fi
             printf '{"rep":%d,"position":%d,"result":%s}\n' "$rep" "$pos" "$out" >>"$raw"
             printf '  [%3d/%d] rep %d %-6s %-24s %s\n' "$count" "$total" "$rep" "$r" "$w" \
-                "$(printf '%s' "$out" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("%.1f ns/unit" % r["ns_per_unit"] if "lateness_us_p99" not in r else "p99 %.1f us, %d wake-ups, %d hog units" % (r["lateness_us_p99"], r["wakeups"], r["hog_units"]))')"
+                "$(printf '%s' "$out" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(("%.0f req/s, p99 %.0f us" % (r["requests_per_sec"], r["latency_us_p99"])) if "requests_per_sec" in r else "%.1f ns/unit" % r["ns_per_unit"] if "lateness_us_p99" not in r else "p99 %.1f us, %d wake-ups, %d hog units" % (r["lateness_us_p99"], r["wakeups"], r["hog_units"]))')"
             pos=$((pos + 1))
         done
     done

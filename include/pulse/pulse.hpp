@@ -2,6 +2,12 @@
 #pragma once
 
 #include "pulse/errors.hpp"
+#include "pulse/io/address.hpp"
+#include "pulse/io/backend.hpp"
+#include "pulse/io/file.hpp"
+#include "pulse/io/tcp.hpp"
+#include "pulse/io/udp.hpp"
+#include "pulse/io/unix.hpp"
 #include "pulse/join_handle.hpp"
 #include "pulse/runtime.hpp"
 #include "pulse/spawn.hpp"

@@ -13,6 +13,7 @@
 
 #include "pulse/detail/worker.hpp"
 #include "pulse/errors.hpp"
+#include "pulse/io/backend.hpp"
 #include "pulse/join_handle.hpp"
 #include "pulse/preempt/hooks.hpp"
 #include "pulse/preempt/tier_config.hpp"
@@ -30,11 +31,13 @@ struct runtime_config {
   std::optional<pulse::tier_config> tiers;  // empty: tier_config::from_env()
   std::vector<std::shared_ptr<runtime_hooks>> hooks;
   std::string trace_path;  // empty: PULSE_TRACE, else no trace
+  pulse::io_backend io_backend = pulse::io_backend::automatic;
 };
 
 std::shared_ptr<scheduler> make_scheduler(const runtime_config& cfg);
 void shutdown_scheduler(scheduler* s);
 std::size_t scheduler_workers(const scheduler* s) noexcept;
+pulse::io_backend scheduler_io_backend(const scheduler* s) noexcept;
 runtime_metrics scheduler_metrics(const scheduler* s);
 void scheduler_write_trace(scheduler* s, const std::string& path);
 
@@ -174,6 +177,14 @@ class runtime {
       cfg_.trace_path = std::move(path);
       return *this;
     }
+    /// The I/O backend (see pulse::io_backend). Default: automatic, i.e.
+    /// PULSE_IO_BACKEND if set, else io_uring where it can be set up, else
+    /// epoll. build() throws std::system_error when io_uring is requested
+    /// and unavailable, usage_error for an invalid PULSE_IO_BACKEND.
+    builder& io_backend(pulse::io_backend b) {
+      cfg_.io_backend = b;
+      return *this;
+    }
     /// Starts the worker threads. Throws usage_error for an invalid
     /// PULSE_WORKER_THREADS, std::system_error if threads cannot start.
     runtime build() const { return runtime(detail::make_scheduler(cfg_)); }
@@ -228,6 +239,11 @@ class runtime {
 
   /// Number of worker threads.
   std::size_t worker_count() const noexcept { return s_ ? detail::scheduler_workers(s_.get()) : 0; }
+
+  /// The I/O backend the runtime runs on (never automatic).
+  pulse::io_backend io_backend() const noexcept {
+    return s_ ? detail::scheduler_io_backend(s_.get()) : pulse::io_backend::automatic;
+  }
 
   /// A snapshot of the scheduler's counters. Thread-safe; the counters are
   /// read without stopping the workers, so they are individually, not

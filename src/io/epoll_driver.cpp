@@ -1,0 +1,508 @@
+// The epoll driver: the fallback where io_uring cannot be set up (Docker's
+// default seccomp profile, sysctl kernel.io_uring_disabled), or when asked
+// for (runtime::builder::io_backend, PULSE_IO_BACKEND=epoll).
+//
+// Readiness-based, like mio: an operation first runs its system call at once
+// on the caller's buffer (no copy, no wait in the common case); only when it
+// would block does it get an op with its own buffer, queued on the socket's
+// entry in a process-wide fd table. Each socket is registered once
+// (edge-triggered, in and out) with the epoll set of the slot whose task
+// first waited on it; that slot's owner runs the system call of the waiting
+// ops when the socket becomes ready and wakes their tasks. A per-direction
+// readiness sequence closes the race between a failed try and the queueing.
+//
+// Nothing here is bound to a thread, so a hand-off needs nothing special:
+// the new owner of the slot waits in the same epoll set.
+//
+// Regular files are always "ready" to epoll, so file operations run on a
+// small thread pool (up to 4 threads, started on demand).
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <system_error>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "io/io_driver.hpp"
+
+namespace pulse::detail::io {
+
+namespace {
+
+class epoll_driver;
+
+struct fd_entry {
+  std::uint32_t gen = 0;
+  epoll_driver* drv = nullptr;  // the epoll set it is registered with
+  op* rd_head = nullptr;        // waiting to read (recv, accept, recvfrom)
+  op* rd_tail = nullptr;
+  op* wr_head = nullptr;        // waiting to write (send, sendto, connect)
+  op* wr_tail = nullptr;
+  std::atomic<std::uint32_t> rd_seq{0};
+  std::atomic<std::uint32_t> wr_seq{0};
+};
+
+bool is_read(op_kind k) noexcept {
+  return k == op_kind::recv || k == op_kind::accept || k == op_kind::recvfrom;
+}
+
+// Two levels, so entries never move: fd >> 12 picks a chunk of 4096.
+class fd_table {
+ public:
+  static constexpr int chunk_bits = 12;
+  static constexpr std::size_t n_chunks = 1024;  // up to 4M descriptors
+
+  ~fd_table() {
+    for (auto& c : chunks_) delete[] c.load(std::memory_order_relaxed);
+  }
+  fd_entry* get(int fd, bool create) {
+    const auto ci = static_cast<std::size_t>(fd) >> chunk_bits;
+    if (fd < 0 || ci >= n_chunks) return nullptr;
+    fd_entry* c = chunks_[ci].load(std::memory_order_acquire);
+    if (!c) {
+      if (!create) return nullptr;
+      std::lock_guard lock(grow_mu_);
+      c = chunks_[ci].load(std::memory_order_relaxed);
+      if (!c) {
+        c = new fd_entry[std::size_t{1} << chunk_bits];
+        chunks_[ci].store(c, std::memory_order_release);
+      }
+    }
+    return &c[fd & ((1 << chunk_bits) - 1)];
+  }
+  spinlock& lock_for(int fd) noexcept { return stripes_[static_cast<unsigned>(fd) % 64].l; }
+  template <class F>
+  void for_each(F&& f) {
+    for (std::size_t ci = 0; ci < n_chunks; ++ci) {
+      fd_entry* c = chunks_[ci].load(std::memory_order_acquire);
+      if (!c) continue;
+      for (int i = 0; i < (1 << chunk_bits); ++i)
+        f(static_cast<int>((ci << chunk_bits) + static_cast<std::size_t>(i)), c[i]);
+    }
+  }
+
+ private:
+  struct alignas(64) stripe {
+    spinlock l;
+  };
+  std::atomic<fd_entry*> chunks_[n_chunks]{};
+  std::mutex grow_mu_;
+  stripe stripes_[64];
+};
+
+fd_table& table() {
+  static fd_table t;
+  return t;
+}
+
+void push_list(op*& head, op*& tail, op* o) {
+  o->prev = tail;
+  o->next = nullptr;
+  if (tail) tail->next = o;
+  else head = o;
+  tail = o;
+  o->listed = true;
+}
+void erase_list(op*& head, op*& tail, op* o) {
+  if (o->prev) o->prev->next = o->next;
+  else head = o->next;
+  if (o->next) o->next->prev = o->prev;
+  else tail = o->prev;
+  o->prev = o->next = nullptr;
+  o->listed = false;
+}
+op* take_list(op*& head, op*& tail) {
+  op* l = head;
+  for (op* o = l; o; o = o->next) o->listed = false;
+  head = tail = nullptr;
+  return l;
+}
+
+// The system call of a waiting op, on its own buffer.
+long perform(op* o) {
+  if (o->kind == op_kind::connect) {
+    pollfd p{o->fd, POLLOUT, 0};
+    if (::poll(&p, 1, 0) == 0) return -EAGAIN;
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (::getsockopt(o->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return -errno;
+    return err ? -err : 0;
+  }
+  o->addrlen = o->kind == op_kind::recvfrom ? sizeof o->addr : o->addrlen;
+  return sys_op(o->kind, o->fd, o->data(), o->len, o->offset, &o->addr, &o->addrlen, o->mode);
+}
+
+// ---------------------------------------------------------------- file pool
+
+class file_pool {
+ public:
+  ~file_pool() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  void push(op* o) {
+    {
+      std::lock_guard lock(mu_);
+      q_.push_back(o);
+      if (idle_ == 0 && threads_.size() < 4) threads_.emplace_back([this] { loop(); });
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void loop();
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<op*> q_;
+  std::vector<std::thread> threads_;
+  unsigned idle_ = 0;
+  bool stop_ = false;
+};
+
+file_pool& pool() {
+  static file_pool p;
+  return p;
+}
+
+// ------------------------------------------------------------------ driver
+
+class epoll_driver final : public io_driver {
+ public:
+  int init() {
+    epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
+    if (epfd_ < 0) return errno;
+    efd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (efd_ < 0) return errno;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = wake_tag;
+    if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, efd_, &ev) != 0) return errno;
+    return 0;
+  }
+  ~epoll_driver() override {
+    // Sockets that outlive the runtime forget this epoll set.
+    table().for_each([this](int fd, fd_entry& e) {
+      std::lock_guard lock(table().lock_for(fd));
+      if (e.drv == this) {
+        e.drv = nullptr;
+        ++e.gen;
+      }
+    });
+    if (efd_ >= 0) ::close(efd_);
+    if (epfd_ >= 0) ::close(epfd_);
+  }
+
+  pulse::io_backend backend() const noexcept override { return pulse::io_backend::epoll; }
+
+  bool park(std::int64_t timeout_ns) override {
+    std::uint32_t s = empty;
+    if (!state_.compare_exchange_strong(s, parked, std::memory_order_acquire)) {
+      state_.store(empty, std::memory_order_relaxed);
+      return poll_io();
+    }
+    const bool woke = wait(timeout_ns);
+    state_.exchange(empty, std::memory_order_acquire);
+    return woke;
+  }
+
+  void unpark() override {
+    if (state_.exchange(notified, std::memory_order_release) == parked) {
+      const std::uint64_t one = 1;
+      [[maybe_unused]] ssize_t n = ::write(efd_, &one, sizeof one);
+    }
+  }
+
+  bool poll_io() override { return wait(0); }
+
+  bool shutdown_wake() override {
+    bool any = false;
+    table().for_each([&](int fd, fd_entry& e) {
+      op* rd = nullptr;
+      op* wr = nullptr;
+      {
+        std::lock_guard lock(table().lock_for(fd));
+        if (e.drv != this) return;
+        rd = take_list(e.rd_head, e.rd_tail);
+        wr = take_list(e.wr_head, e.wr_tail);
+      }
+      for (op* l : {rd, wr}) {
+        while (l) {
+          op* next = l->next;
+          deliver(l, -ECANCELED);
+          release(l);
+          l = next;
+          any = true;
+        }
+      }
+    });
+    // File operations finish on their own (they cannot wait forever).
+    while (file_ops_.load(std::memory_order_acquire) != 0) {
+      any = true;
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    return any;
+  }
+
+  bool try_now(request& r, long* res) override {
+    switch (r.kind) {
+      case op_kind::read_at:
+      case op_kind::write_at:
+      case op_kind::fsync:
+      case op_kind::openat:
+        return false;
+      case op_kind::connect: {
+        fd_entry* e = table().get(r.fd, true);
+        if (!e) break;
+        r.scratch = e->wr_seq.load(std::memory_order_acquire);
+        if (::connect(r.fd, static_cast<const sockaddr*>(r.addr), r.addrlen) == 0) {
+          *res = 0;
+          return true;
+        }
+        if (errno == EINPROGRESS || errno == EINTR) return false;
+        *res = -errno;
+        return true;
+      }
+      default: {
+        fd_entry* e = table().get(r.fd, true);
+        if (!e) break;
+        r.scratch = (is_read(r.kind) ? e->rd_seq : e->wr_seq).load(std::memory_order_acquire);
+        socklen_t alen = r.addrlen;
+        const long v = sys_op(r.kind, r.fd, r.buf, std::min(r.len, max_transfer), r.offset, r.addr, &alen, r.mode);
+        if (v == -EAGAIN) return false;
+        if (r.kind == op_kind::recvfrom) r.addrlen = alen;
+        *res = v;
+        return true;
+      }
+    }
+    *res = -EBADF;
+    return true;
+  }
+
+  bool submit(op* o, bool /*owner*/) override {
+    switch (o->kind) {
+      case op_kind::read_at:
+      case op_kind::write_at:
+      case op_kind::fsync:
+      case op_kind::openat:
+        file_ops_.fetch_add(1, std::memory_order_relaxed);
+        pool().push(o);
+        return true;
+      default:
+        break;
+    }
+    fd_entry* e = table().get(o->fd, true);
+    spinlock& l = table().lock_for(o->fd);
+    const bool rd = is_read(o->kind);
+    for (;;) {
+      {
+        std::lock_guard lock(l);
+        if (!e->drv) {
+          ++e->gen;
+          epoll_event ev{};
+          ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+          ev.data.u64 = (std::uint64_t{e->gen} << 32) | static_cast<std::uint32_t>(o->fd);
+          if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, o->fd, &ev) != 0) {
+            o->result = -errno;
+            return false;
+          }
+          e->drv = this;
+        }
+        auto& seq = rd ? e->rd_seq : e->wr_seq;
+        if (seq.load(std::memory_order_relaxed) == o->seq) {
+          o->drv = e->drv;
+          if (rd) push_list(e->rd_head, e->rd_tail, o);
+          else push_list(e->wr_head, e->wr_tail, o);
+          return true;
+        }
+        o->seq = seq.load(std::memory_order_relaxed);
+      }
+      // Became ready since the try: try again (on the op's buffer).
+      const long v = perform(o);
+      if (v != -EAGAIN) {
+        o->result = v;
+        return false;
+      }
+    }
+  }
+
+  void cancel(op* o, bool /*owner*/) override {
+    switch (o->kind) {
+      case op_kind::read_at:
+      case op_kind::write_at:
+      case op_kind::fsync:
+      case op_kind::openat:
+        return;  // the pool finishes it and sees it abandoned
+      default:
+        break;
+    }
+    fd_entry* e = table().get(o->fd, false);
+    if (!e) return;
+    bool found = false;
+    {
+      std::lock_guard lock(table().lock_for(o->fd));
+      if (o->listed) {
+        if (is_read(o->kind)) erase_list(e->rd_head, e->rd_tail, o);
+        else erase_list(e->wr_head, e->wr_tail, o);
+        found = true;
+      }
+    }
+    if (found) release(o);  // otherwise a reaper is running it and releases it
+  }
+
+  void close_acceptor(acceptor*, bool) override {}
+
+  std::atomic<int> file_ops_{0};
+
+ private:
+  static constexpr std::uint64_t wake_tag = ~std::uint64_t{0};
+  static constexpr std::uint32_t empty = 0, parked = 1, notified = 2;
+
+  bool wait(std::int64_t timeout_ns) {
+    epoll_event evs[256];
+    timespec ts{};
+    timespec* tsp = nullptr;
+    if (timeout_ns >= 0) {
+      ts.tv_sec = timeout_ns / 1'000'000'000;
+      ts.tv_nsec = timeout_ns % 1'000'000'000;
+      tsp = &ts;
+    }
+    const int n = ::epoll_pwait2(epfd_, evs, 256, tsp, nullptr);
+    bool woke = false;
+    for (int i = 0; i < n; ++i) {
+      const std::uint64_t d = evs[i].data.u64;
+      if (d == wake_tag) {
+        std::uint64_t v;
+        [[maybe_unused]] ssize_t r = ::read(efd_, &v, sizeof v);
+        continue;
+      }
+      const int fd = static_cast<int>(d & 0xffffffffu);
+      const auto gen = static_cast<std::uint32_t>(d >> 32);
+      fd_entry* e = table().get(fd, false);
+      if (!e) continue;
+      const std::uint32_t ev = evs[i].events;
+      op* rd = nullptr;
+      op* wr = nullptr;
+      {
+        std::lock_guard lock(table().lock_for(fd));
+        if (e->gen != gen || e->drv != this) continue;
+        if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)) {
+          e->rd_seq.fetch_add(1, std::memory_order_release);
+          rd = take_list(e->rd_head, e->rd_tail);
+        }
+        if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
+          e->wr_seq.fetch_add(1, std::memory_order_release);
+          wr = take_list(e->wr_head, e->wr_tail);
+        }
+      }
+      woke |= run(fd, e, rd, true);
+      woke |= run(fd, e, wr, false);
+    }
+    return woke;
+  }
+
+  bool run(int fd, fd_entry* e, op* list, bool rd) {
+    bool woke = false;
+    auto& seq = rd ? e->rd_seq : e->wr_seq;
+    while (list) {
+      op* o = list;
+      list = o->next;
+      o->prev = o->next = nullptr;
+      for (;;) {
+        const std::uint32_t s = seq.load(std::memory_order_acquire);
+        const long v = perform(o);
+        if (v == -EAGAIN) {
+          std::lock_guard lock(table().lock_for(fd));
+          if (seq.load(std::memory_order_relaxed) != s) continue;
+          if (o->state.load(std::memory_order_acquire) & st_abandoned) {
+            // Abandoned meanwhile: nobody will cancel it any more.
+          } else {
+            if (rd) push_list(e->rd_head, e->rd_tail, o);
+            else push_list(e->wr_head, e->wr_tail, o);
+            break;
+          }
+          // fall through to release below (outside the lock)
+        } else {
+          deliver(o, v);
+          woke = true;
+        }
+        release(o);
+        break;
+      }
+    }
+    return woke;
+  }
+
+  int epfd_ = -1;
+  int efd_ = -1;
+  std::atomic<std::uint32_t> state_{empty};
+};
+
+void file_pool::loop() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    ++idle_;
+    cv_.wait(lock, [this] { return stop_ || !q_.empty(); });
+    --idle_;
+    if (q_.empty()) return;  // stop_
+    op* o = q_.front();
+    q_.pop_front();
+    lock.unlock();
+    auto* d = static_cast<epoll_driver*>(o->drv);
+    long v = -ECANCELED;
+    if (!(o->state.load(std::memory_order_acquire) & st_abandoned))
+      v = sys_op(o->kind, o->fd, o->data(), o->len, o->offset, nullptr, nullptr, o->mode);
+    deliver(o, v);
+    release(o);
+    d->file_ops_.fetch_sub(1, std::memory_order_release);
+    lock.lock();
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<io_driver> make_epoll_driver() {
+  auto d = std::make_unique<epoll_driver>();
+  if (const int e = d->init()) throw std::system_error(e, std::system_category(), "pulse: epoll driver setup");
+  return d;
+}
+
+/// Forgets the epoll registration of a descriptor about to be closed: a
+/// later descriptor with the same number starts afresh.
+void forget_fd(int fd) noexcept {
+  fd_entry* e = table().get(fd, false);
+  if (!e) return;
+  op* rd = nullptr;
+  op* wr = nullptr;
+  {
+    std::lock_guard lock(table().lock_for(fd));
+    if (!e->drv && !e->rd_head && !e->wr_head) return;
+    e->drv = nullptr;
+    ++e->gen;
+    rd = take_list(e->rd_head, e->rd_tail);
+    wr = take_list(e->wr_head, e->wr_tail);
+  }
+  // Tasks still waiting on a socket someone closed: they see EBADF.
+  for (op* l : {rd, wr}) {
+    while (l) {
+      op* next = l->next;
+      deliver(l, -EBADF);
+      release(l);
+      l = next;
+    }
+  }
+}
+
+}  // namespace pulse::detail::io
