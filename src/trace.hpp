@@ -6,7 +6,7 @@
 // (timed with the cycle counter, accounted out of line), so with traces off
 // the poll loop is exactly what it is without them. At shutdown (or on
 // demand) the rings are written as Chrome Trace Event JSON, which Perfetto
-// and chrome://tracing open; scripts/trace_timeline.py draws a PNG.
+// and chrome://tracing open.
 #pragma once
 
 #include <atomic>

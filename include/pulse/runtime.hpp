@@ -167,8 +167,8 @@ class runtime {
     }
     /// Records every poll (thread, task, start, duration, tier, outcome) in
     /// a per-thread ring buffer and writes them to `path` at shutdown, as
-    /// Chrome Trace Event JSON (Perfetto, chrome://tracing;
-    /// scripts/trace_timeline.py draws a PNG). PULSE_TRACE=path does the
+    /// Chrome Trace Event JSON (open it in Perfetto or chrome://tracing).
+    /// PULSE_TRACE=path does the
     /// same without code. Costs the cycle counter and a slow-path call per
     /// poll while on (see BENCHMARKS.md); nothing when off. Needs
     /// PULSE_PREEMPTION.
