@@ -19,7 +19,7 @@ namespace {
 template <class Body>
 task<bool> ends_cancelled(cancellation_token t, Body body) {
   try {
-    co_await pulse::with_cancellation(std::move(t), body());
+    static_cast<void>(co_await pulse::with_cancellation(std::move(t), body()));
   } catch (const pulse::operation_cancelled&) {
     co_return true;
   }

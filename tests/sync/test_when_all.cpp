@@ -321,3 +321,20 @@ TEST_CASE("task_group::spawn outside a runtime throws usage_error", "[task_group
   CHECK_THROWS_AS(g.spawn(value_after(1, 1ms)), pulse::usage_error);
   CHECK(g.size() == 0);
 }
+
+TEST_CASE("several tasks may join the same task_group", "[task_group]") {
+  auto rt = make_runtime(2);
+  std::atomic<int> joined{0};
+  rt.block_on([&]() -> task<> {
+    pulse::task_group g;
+    for (int i = 0; i < 4; ++i) g.spawn(value_after(i, std::chrono::milliseconds(1 + i)));
+    auto other = pulse::spawn([](pulse::task_group* g, std::atomic<int>* joined) -> task<> {
+      co_await g->join();
+      joined->fetch_add(1);
+    }(&g, &joined));
+    co_await g.join();
+    joined.fetch_add(1);
+    co_await other;
+  }());
+  CHECK(joined.load() == 2);
+}

@@ -70,6 +70,8 @@ class barrier {
     return waiters_.size();
   }
 
+  /// The awaiter of arrive_and_wait(). Not movable: while the task waits,
+  /// it is linked into the wait list.
   class awaiter : detail::waiting_awaiter<awaiter> {
    public:
     explicit awaiter(barrier& b) noexcept : b_(&b) {}
@@ -111,6 +113,7 @@ class barrier {
     barrier_result result_;
   };
 
+  /// What arrive_and_wait() returns: movable until awaited.
   struct [[nodiscard]] arrive_op {
     barrier* b;
     awaiter operator co_await() const noexcept { return awaiter(*b); }

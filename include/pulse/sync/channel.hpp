@@ -288,6 +288,8 @@ class sender {
   /// False for a default-constructed or moved-from sender.
   bool valid() const noexcept { return s_ != nullptr; }
 
+  /// The awaiter of send(). Not movable: while the task waits, it is linked
+  /// into the channel's list of waiting senders, holding the value.
   class awaiter : detail::waiting_awaiter<awaiter> {
     using base = detail::waiting_awaiter<awaiter>;
     using base::w_;
@@ -463,6 +465,9 @@ class receiver {
 
   bool valid() const noexcept { return s_ != nullptr; }
 
+  /// The awaiter of recv(). Not movable: while the task waits, it is linked
+  /// into the channel's list of waiting receivers, and a sender may move a
+  /// value straight into it.
   class awaiter : detail::waiting_awaiter<awaiter> {
     using base = detail::waiting_awaiter<awaiter>;
     using base::w_;
@@ -509,6 +514,7 @@ class receiver {
     std::optional<T> out_;
   };
 
+  /// What recv() returns: movable until awaited.
   struct [[nodiscard]] recv_op {
     state* s;
     awaiter operator co_await() const noexcept { return awaiter(s); }

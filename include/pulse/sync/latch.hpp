@@ -58,6 +58,8 @@ class latch {
     return waiters_.size();
   }
 
+  /// The awaiter of wait() / arrive_and_wait(). Not movable: while the task
+  /// waits, it is linked into the wait list.
   class awaiter : detail::waiting_awaiter<awaiter> {
    public:
     awaiter(latch& l, std::size_t arrive) noexcept : l_(&l), arrive_(arrive) {}
@@ -99,6 +101,7 @@ class latch {
     std::size_t arrive_;
   };
 
+  /// What wait() / arrive_and_wait() return: movable until awaited.
   struct [[nodiscard]] wait_op {
     latch* l;
     std::size_t arrive;

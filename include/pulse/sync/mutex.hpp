@@ -86,6 +86,8 @@ class mutex {
     return waiters_.size();
   }
 
+  /// The awaiter of lock(); yields the guard. Not movable: while the task
+  /// waits, it is linked into the wait list.
   class awaiter : detail::waiting_awaiter<awaiter> {
    public:
     explicit awaiter(mutex& m) noexcept : m_(&m) {}

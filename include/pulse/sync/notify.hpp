@@ -64,6 +64,8 @@ class notify {
     return waiters_.size();
   }
 
+  /// The awaiter of notified(). Not movable: while the task waits, it is
+  /// linked into the wait list.
   class awaiter : detail::waiting_awaiter<awaiter> {
    public:
     explicit awaiter(notify& n) noexcept : n_(&n) {}

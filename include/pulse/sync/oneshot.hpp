@@ -184,6 +184,8 @@ class oneshot_receiver {
     return take();
   }
 
+  /// The awaiter of `co_await rx`. Not movable: while the task waits, the
+  /// sender holds a pointer to its node.
   class awaiter {
    public:
     explicit awaiter(oneshot_receiver& r) noexcept : r_(&r) {}

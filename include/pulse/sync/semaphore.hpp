@@ -118,6 +118,8 @@ class semaphore {
     return waiters_.size();
   }
 
+  /// The awaiter of acquire(); yields the semaphore_permit. Not movable:
+  /// while the task waits, it is linked into the wait list.
   class awaiter : detail::waiting_awaiter<awaiter> {
    public:
     awaiter(semaphore& s, std::size_t n) noexcept : s_(&s) { w_.count = n; }

@@ -96,6 +96,8 @@ class shared_mutex {
     return waiters_.size();
   }
 
+  /// The awaiter of lock() / lock_shared(); yields the guard. Not movable:
+  /// while the task waits, it is linked into the wait list.
   template <bool Exclusive>
   class awaiter : detail::waiting_awaiter<awaiter<Exclusive>> {
     using base = detail::waiting_awaiter<awaiter<Exclusive>>;
@@ -142,6 +144,7 @@ class shared_mutex {
     shared_mutex* m_;
   };
 
+  /// What lock() / lock_shared() return: movable until awaited.
   template <bool Exclusive>
   struct [[nodiscard]] lock_op {
     shared_mutex* m;

@@ -183,8 +183,8 @@ task<> group_child(task<T> t, group_state::ticket membership) {
 ///   use with_task_group(), which does it on every path.
 ///
 /// spawn/cancel/size are thread-safe (spawn must run on a runtime worker,
-/// like pulse::spawn); join() must be awaited by one task at a time.
-/// Not copyable or movable.
+/// like pulse::spawn); join() may be awaited by several tasks. Not copyable
+/// or movable.
 class task_group {
  public:
   task_group() : s_(new detail::group_state()) {}
@@ -223,6 +223,9 @@ class task_group {
     bool cancelled = false;
     try {
       while (s->running()) co_await s->idle.notified();
+      // Another task may be joining too: pass the notification on (a stale
+      // permit costs a later join one extra look at running()).
+      s->idle.notify_one();
     } catch (const operation_cancelled&) {
       cancelled = true;
     }
