@@ -105,6 +105,17 @@ void scheduler::account_poll(worker_thread& th, task_header* t, bool long_poll,
     if (action == tier_action::promoted) warn(e, poll_ns);
     each_hook(hook_events::on_tier_change, [&](runtime_hooks& h) { h.on_tier_change(e); });
   }
+  if (th.trace) [[unlikely]] {
+    trace_event ev;
+    ev.task = task_id;
+    ev.start = th.poll_start;
+    ev.dur_ns = static_cast<std::uint32_t>(std::min<std::int64_t>(elapsed, 0xffffffff));
+    ev.tier = st.tier;
+    ev.outcome = outcome == poll_outcome::completed ? trace_outcome::completed
+                 : outcome == poll_outcome::yielded ? (long_poll ? trace_outcome::preempted : trace_outcome::yielded)
+                                                    : trace_outcome::suspended;
+    th.trace->record(ev);
+  }
   if (th.timed) {
     poll_event e;
     e.task = task_id;
@@ -130,9 +141,9 @@ void scheduler::warn(const tier_event& e, std::int64_t poll_ns) {
   std::int64_t last = last_warn_ns_.load(std::memory_order_relaxed);
   if (now - last < every || !last_warn_ns_.compare_exchange_strong(last, now)) return;
   fmt::print(stderr,
-             "pulse: task {:#x} promoted {} -> {}: repeated polls over its time slice "
+             "pulse: task {:#x} promoted {} -> {} on thread {}: repeated polls over its time slice "
              "(this one: {:.2f} ms{})\n",
-             e.task, to_string(e.from), to_string(e.to), static_cast<double>(poll_ns) / 1e6,
+             e.task, to_string(e.from), to_string(e.to), e.thread, static_cast<double>(poll_ns) / 1e6,
              e.from == tier::monitor ? " or more" : "");
   each_hook(hook_events::on_warn, [&](runtime_hooks& h) { h.on_warn(e); });
 }

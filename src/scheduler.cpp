@@ -151,6 +151,8 @@ scheduler::scheduler(const runtime_config& cfg) {
     if ((h->events() & hook_events::per_poll) != hook_events::none) per_poll_hooks_ = true;
   }
   (void)cpu_clock::get();  // calibrate before any worker times a poll
+  trace_path_ = cfg.trace_path;
+  if (const char* env = std::getenv("PULSE_TRACE"); env && *env) trace_path_ = env;
 #endif
   idle_state_.store(static_cast<std::uint32_t>(n) << idle_unparked_shift);
   sleepers_.reserve(n);
@@ -170,7 +172,8 @@ void scheduler::start(const std::string& thread_name) {
         {
           std::lock_guard lock(threads_mu_);
           p->index = static_cast<std::uint32_t>(threads_.size());
-          p->timed = per_poll_hooks_ ? 1 : 0;
+          p->timed = (per_poll_hooks_ || !trace_path_.empty()) ? 1 : 0;
+          if (!trace_path_.empty()) p->trace = std::make_unique<trace_ring>(trace_capacity);
           threads_.push_back(std::move(th));
         }
         iso_ctx_.push_back(p);
@@ -194,7 +197,8 @@ worker_thread* scheduler::spawn_thread(worker_slot* first) {
   p->assigned.store(first, std::memory_order_relaxed);
 #if PULSE_PREEMPTION
   for (unsigned t = 0; t < 4; ++t) p->budget_for[t] = tiers_->budget_for(static_cast<tier>(t));
-  p->timed = per_poll_hooks_ ? 1 : 0;
+  p->timed = (per_poll_hooks_ || !trace_path_.empty()) ? 1 : 0;
+  if (!trace_path_.empty()) p->trace = std::make_unique<trace_ring>(trace_capacity);
 #endif
   p->index = static_cast<std::uint32_t>(threads_.size());
   if (first) first->owner.store(p, std::memory_order_release);  // the monitor reads *p
@@ -417,6 +421,15 @@ void scheduler::finish_lost_poll(worker_thread& th, task_header* t) {
     // stalled this poll, not the task. Compensated all the same, not blamed.
     if (th.stolen_seq.load(std::memory_order_relaxed) == th.seq - 1) bump(th.stats.stolen_polls);
     else tiers_->on_stall(st, clk.to_ns(end));
+    if (th.trace) {
+      trace_event ev;
+      ev.task = reinterpret_cast<std::uintptr_t>(t);
+      ev.start = th.poll_start;  // tracing makes every poll timed
+      ev.dur_ns = static_cast<std::uint32_t>(std::min<std::int64_t>(clk.to_ns(end - th.poll_start), 0xffffffff));
+      ev.tier = st.tier;
+      ev.outcome = trace_outcome::handed_off;
+      th.trace->record(ev);
+    }
     std::memcpy(&t->budget.policy, &st, sizeof st);
     t->budget.tier = st.tier;
     if (st.tier != before) {
@@ -596,6 +609,37 @@ void scheduler::shutdown() {
 #endif
   joined_ = true;
   drain();
+#if PULSE_PREEMPTION
+  if (!trace_path_.empty()) {
+    try {
+      write_trace(trace_path_);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "%s\n", e.what());  // shutdown must not throw for this
+    }
+  }
+#endif
+}
+
+void scheduler_write_trace(scheduler* s, const std::string& path) { s->write_trace(path); }
+
+void scheduler::write_trace(const std::string& path) {
+#if PULSE_PREEMPTION
+  if (trace_path_.empty())
+    throw usage_error("pulse: runtime::write_trace: tracing is off (builder().trace(path) or PULSE_TRACE)");
+  std::vector<std::pair<std::string, const trace_ring*>> rings;
+  {
+    std::lock_guard lock(threads_mu_);
+    for (const auto& th : threads_) {
+      const bool iso = std::find(iso_ctx_.begin(), iso_ctx_.end(), th.get()) != iso_ctx_.end();
+      if (th->trace)
+        rings.emplace_back((iso ? "isolate-" : "worker-") + std::to_string(th->index), th->trace.get());
+    }
+  }
+  write_chrome_trace(path, rings);
+#else
+  (void)path;
+  throw usage_error("pulse: runtime::write_trace: built with PULSE_PREEMPTION=OFF, which has no poll traces");
+#endif
 }
 
 // Destroys every task left: queued ones directly, sleeping ones by firing

@@ -19,6 +19,7 @@
 
 #include "cpu_clock.hpp"
 #include "driver.hpp"
+#include "trace.hpp"
 #include "pulse/detail/frame_allocator.hpp"
 #include "pulse/detail/injector.hpp"
 #include "pulse/detail/spinlock.hpp"
@@ -88,6 +89,7 @@ struct worker_thread : worker {
   std::atomic<std::uint64_t> kick_seq{~std::uint64_t{0}};
   std::atomic<bool> has_cpu_clock{false};
   clockid_t cpu_clock_id{};  // this thread's CPU-time clock (valid while has_cpu_clock)
+  std::unique_ptr<trace_ring> trace;  // poll trace (tracing on only)
   int stat_fd = -1;          // its /proc/thread-self/stat; closed with the object
   ~worker_thread() {
     if (stat_fd >= 0) ::close(stat_fd);
@@ -113,6 +115,7 @@ class scheduler {
 
   void push_remote(task_header* first, task_header* last, std::uint32_t n);
   runtime_metrics metrics() const;
+  void write_trace(const std::string& path);
   /// A finished task was in a tier other than monitor.
   void forget_tier(std::uint8_t tier) noexcept;
   bool accepting() const noexcept { return accepting_.load(std::memory_order_acquire); }
@@ -175,6 +178,7 @@ class scheduler {
   std::vector<std::shared_ptr<runtime_hooks>> hooks_;
   std::array<std::vector<runtime_hooks*>, 7> hooks_for_;  // by bit of hook_events
   bool per_poll_hooks_ = false;
+  std::string trace_path_;  // non-empty: tracing on
   std::atomic<std::uint64_t> stalls_{0};
   std::atomic<std::uint64_t> isolated_{0};
   std::array<std::atomic<std::int64_t>, 4> tier_counts_{};

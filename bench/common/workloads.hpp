@@ -14,12 +14,11 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <utility>
 #include <vector>
 
 #include "pulse/pulse.hpp"
-
-#include "oneshot.hpp"
 
 namespace bench {
 
@@ -64,16 +63,16 @@ inline std::uint64_t spawn_many_remote_idle(pulse::runtime& rt) {
 // The root task spawns 10,000 tasks; each decrements a counter (acq_rel) and
 // the one that takes it to 0 signals the root task over a oneshot. Returns
 // the counter afterwards (0).
-inline pulse::task<void> count_down(std::atomic<std::size_t>* rem, oneshot_sender<bool>* done) {
+inline pulse::task<void> count_down(std::atomic<std::size_t>* rem, pulse::oneshot_sender<bool>* done) {
   if (rem->fetch_sub(1, std::memory_order_acq_rel) == 1) done->send(true);
   co_return;
 }
 
 inline pulse::task<std::size_t> spawn_many_local_body() {
   std::atomic<std::size_t> rem{spawn_many_tasks};
-  auto [tx, rx] = oneshot<bool>();
+  auto [tx, rx] = pulse::make_oneshot<bool>();
   for (std::size_t i = 0; i < spawn_many_tasks; ++i) pulse::spawn(count_down(&rem, &tx)).detach();
-  co_await std::move(rx);
+  co_await rx;
   co_return rem.load(std::memory_order_acquire);
 }
 
@@ -111,21 +110,26 @@ struct ping_pong_shared {
   std::atomic<std::size_t> rem{ping_pong_pairs};
   std::atomic<std::uint64_t> sum{0};
   std::atomic<std::size_t> bad{0};
-  oneshot_sender<bool> done;
+  pulse::oneshot_sender<bool> done;
 };
 
-inline pulse::task<void> pong_side(oneshot_receiver<std::uint64_t> ping,
-                                   oneshot_sender<std::uint64_t> pong) {
-  auto v = co_await std::move(ping);
-  if (v) pong.send(*v + 1);  // else: pong dropped unsent, A counts an error
+inline pulse::task<void> pong_side(pulse::oneshot_receiver<std::uint64_t> ping,
+                                   pulse::oneshot_sender<std::uint64_t> pong) {
+  // broken_promise (ping dropped unsent) leaves pong unsent: A counts an error.
+  const std::uint64_t v = co_await ping;
+  pong.send(v + 1);
 }
 
 inline pulse::task<void> ping_side(std::uint64_t i, ping_pong_shared* sh) {
-  auto [ping_tx, ping_rx] = oneshot<std::uint64_t>();
-  auto [pong_tx, pong_rx] = oneshot<std::uint64_t>();
+  auto [ping_tx, ping_rx] = pulse::make_oneshot<std::uint64_t>();
+  auto [pong_tx, pong_rx] = pulse::make_oneshot<std::uint64_t>();
   pulse::spawn(pong_side(std::move(ping_rx), std::move(pong_tx))).detach();
   ping_tx.send(i);
-  auto v = co_await std::move(pong_rx);
+  std::optional<std::uint64_t> v;
+  try {
+    v = co_await pong_rx;
+  } catch (const pulse::broken_promise&) {
+  }
   if (v && *v == i + 1)
     sh->sum.fetch_add(*v, std::memory_order_relaxed);
   else
@@ -135,10 +139,10 @@ inline pulse::task<void> ping_side(std::uint64_t i, ping_pong_shared* sh) {
 
 inline pulse::task<ping_pong_result> ping_pong_body() {
   ping_pong_shared sh;
-  auto [tx, rx] = oneshot<bool>();
+  auto [tx, rx] = pulse::make_oneshot<bool>();
   sh.done = std::move(tx);
   for (std::size_t i = 0; i < ping_pong_pairs; ++i) pulse::spawn(ping_side(i, &sh)).detach();
-  co_await std::move(rx);
+  co_await rx;
   co_return ping_pong_result{sh.rem.load(std::memory_order_acquire),
                              sh.sum.load(std::memory_order_relaxed),
                              sh.bad.load(std::memory_order_relaxed)};
@@ -147,7 +151,7 @@ inline pulse::task<ping_pong_result> ping_pong_body() {
 // ---------------------------------------------------------- 5. chained_spawn
 // Task i spawns task i+1 (detached) and finishes; task 1,000 sends its index
 // to the root task, which returns it (1,000).
-inline pulse::task<void> chain_link(std::uint32_t i, oneshot_sender<std::uint32_t> done) {
+inline pulse::task<void> chain_link(std::uint32_t i, pulse::oneshot_sender<std::uint32_t> done) {
   if (i == chain_len)
     done.send(i);
   else
@@ -156,10 +160,9 @@ inline pulse::task<void> chain_link(std::uint32_t i, oneshot_sender<std::uint32_
 }
 
 inline pulse::task<std::uint32_t> chained_spawn_body() {
-  auto [tx, rx] = oneshot<std::uint32_t>();
+  auto [tx, rx] = pulse::make_oneshot<std::uint32_t>();
   pulse::spawn(chain_link(1, std::move(tx))).detach();
-  auto v = co_await std::move(rx);
-  co_return v ? *v : 0;
+  co_return co_await rx;
 }
 
 // ----------------------------------------------------------------- 6. skynet

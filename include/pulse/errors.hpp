@@ -34,4 +34,27 @@ class runtime_shut_down : public std::runtime_error {
       : std::runtime_error("pulse: the runtime shut down before the task finished") {}
 };
 
+/// An await was interrupted because its cancellation scope
+/// (pulse::with_cancellation) was cancelled; the waiter has been removed
+/// from whatever it waited on and was given nothing.
+class operation_cancelled : public std::runtime_error {
+ public:
+  operation_cancelled() : std::runtime_error("pulse: the operation was cancelled") {}
+};
+
+/// A send on a channel that no receiver can read any more: every receiver
+/// was destroyed, or the channel was closed.
+class channel_closed : public std::runtime_error {
+ public:
+  channel_closed() : std::runtime_error("pulse: the channel is closed") {}
+};
+
+/// Awaiting a oneshot whose sender was destroyed without sending a value or
+/// an exception.
+class broken_promise : public std::runtime_error {
+ public:
+  broken_promise()
+      : std::runtime_error("pulse: the oneshot sender was destroyed without sending") {}
+};
+
 }  // namespace pulse

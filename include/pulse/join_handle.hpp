@@ -6,6 +6,7 @@
 #include <thread>
 #include <utility>
 
+#include "pulse/detail/cancel_state.hpp"
 #include "pulse/detail/spinlock.hpp"
 #include "pulse/detail/task_header.hpp"
 #include "pulse/detail/worker.hpp"
@@ -88,9 +89,11 @@ class [[nodiscard]] join_handle {
     awaiter(const awaiter&) = delete;
     awaiter& operator=(const awaiter&) = delete;
     ~awaiter() {
+      leave_scope();
       // Destroyed while suspended (the awaiting task was aborted): take the
       // waiter registration back before the handle lets go of the task.
-      if (registered_ && jh_->h_) {
+      // (A cancelled await already took it back.)
+      if (registered_ && !cancelled_ && jh_->h_) {
         detail::task_header* h = jh_->header();
         const auto old = h->join_state.fetch_and(~detail::join::waiter, std::memory_order_acq_rel);
         if (old & detail::join::complete) detail::await_wake_done(h);
@@ -109,9 +112,25 @@ class [[nodiscard]] join_handle {
       h->waiter = me;
       const auto old = h->join_state.fetch_or(detail::join::waiter, std::memory_order_acq_rel);
       registered_ = !(old & detail::join::complete);
+      // Inside a with_cancellation scope: a cancel withdraws the
+      // registration and wakes us (at once if already cancelled).
+      if (registered_ && me->cancel) [[unlikely]] {
+        me_ = me;
+        scope_ = me->cancel;
+        cancel_cb_.fn = &on_cancel;
+        cancel_cb_.ctx = this;
+        scope_->add(&cancel_cb_);
+      }
       return registered_;
     }
     T await_resume() {
+      leave_scope();
+      if (cancelled_) [[unlikely]] {
+        // The task runs on; the handle stays valid and may be awaited again.
+        registered_ = false;
+        cancelled_ = false;
+        throw operation_cancelled();
+      }
       detail::task_header* h = jh_->header();
       if (registered_) {
         detail::await_wake_done(h);
@@ -129,8 +148,27 @@ class [[nodiscard]] join_handle {
     }
 
    private:
+    static void on_cancel(void* self) noexcept {
+      auto* a = static_cast<awaiter*>(self);
+      const auto old =
+          a->jh_->header()->join_state.fetch_and(~detail::join::waiter, std::memory_order_acq_rel);
+      if (old & detail::join::complete) return;  // the completer wakes us
+      a->cancelled_ = true;
+      detail::wake(a->me_);
+    }
+    void leave_scope() noexcept {
+      if (scope_) {
+        scope_->remove(&cancel_cb_);
+        scope_ = nullptr;
+      }
+    }
+
     join_handle* jh_;
     bool registered_ = false;
+    bool cancelled_ = false;
+    detail::task_header* me_ = nullptr;
+    detail::cancel_state* scope_ = nullptr;
+    detail::cancel_callback cancel_cb_;
   };
 
   awaiter operator co_await() & noexcept { return awaiter{*this}; }

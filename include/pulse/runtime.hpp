@@ -30,6 +30,7 @@ struct runtime_config {
   std::string thread_name = "pulse-worker";
   std::optional<pulse::tier_config> tiers;  // empty: tier_config::from_env()
   std::vector<std::shared_ptr<runtime_hooks>> hooks;
+  std::string trace_path;  // empty: PULSE_TRACE, else no trace
   pulse::io_backend io_backend = pulse::io_backend::automatic;
 };
 
@@ -38,6 +39,7 @@ void shutdown_scheduler(scheduler* s);
 std::size_t scheduler_workers(const scheduler* s) noexcept;
 pulse::io_backend scheduler_io_backend(const scheduler* s) noexcept;
 runtime_metrics scheduler_metrics(const scheduler* s);
+void scheduler_write_trace(scheduler* s, const std::string& path);
 
 // Lets a non-worker thread wait for a task. Notifies under the lock, so the
 // waiter may destroy it as soon as it wakes up.
@@ -163,6 +165,18 @@ class runtime {
       cfg_.hooks.push_back(std::move(h));
       return *this;
     }
+    /// Records every poll (thread, task, start, duration, tier, outcome) in
+    /// a per-thread ring buffer and writes them to `path` at shutdown, as
+    /// Chrome Trace Event JSON (open it in Perfetto or chrome://tracing).
+    /// PULSE_TRACE=path does the
+    /// same without code. Costs the cycle counter and a slow-path call per
+    /// poll while on (see BENCHMARKS.md); nothing when off. Needs
+    /// PULSE_PREEMPTION.
+    builder& trace(std::string path) {
+      if (path.empty()) detail::throw_usage("pulse: runtime::builder::trace(\"\"): give a file path");
+      cfg_.trace_path = std::move(path);
+      return *this;
+    }
     /// The I/O backend (see pulse::io_backend). Default: automatic, i.e.
     /// PULSE_IO_BACKEND if set, else io_uring where it can be set up, else
     /// epoll. build() throws std::system_error when io_uring is requested
@@ -237,6 +251,14 @@ class runtime {
   runtime_metrics metrics() const {
     require_running();
     return detail::scheduler_metrics(s_.get());
+  }
+
+  /// Writes the poll trace recorded so far (see builder::trace) to `path`
+  /// without stopping anything. Throws usage_error when tracing is off,
+  /// std::system_error when the file cannot be written.
+  void write_trace(const std::string& path) {
+    require_running();
+    detail::scheduler_write_trace(s_.get(), path);
   }
 
   /// Stops the workers, destroys unfinished tasks, joins the threads.

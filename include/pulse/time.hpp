@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "pulse/detail/awaitable.hpp"
+#include "pulse/detail/cancel_state.hpp"
 #include "pulse/detail/timer_heap.hpp"
 #include "pulse/detail/worker.hpp"
 #include "pulse/errors.hpp"
@@ -60,6 +61,7 @@ class [[nodiscard]] sleep_awaitable {
     awaiter(const awaiter&) = delete;
     awaiter& operator=(const awaiter&) = delete;
     ~awaiter() {
+      leave_scope();
       // Destroyed without being resumed (the sleeping task was aborted): take
       // the heap's lock even if the timer fired, so that a concurrent fire
       // has finished waking us before our frame goes away.
@@ -81,12 +83,43 @@ class [[nodiscard]] sleep_awaitable {
       // must tell the owner, which may be parked until a later deadline.
       if (!detail::owned_slot(w)) [[unlikely]]
         detail::timer_armed_remotely(w->home);
+      // Inside a with_cancellation scope: a cancel takes the timer out and
+      // wakes us (at once if the scope is already cancelled).
+      if (detail::cancel_state* cs = me->cancel) [[unlikely]] {
+        scope_ = cs;
+        cancel_cb_.fn = &on_cancel;
+        cancel_cb_.ctx = this;
+        cs->add(&cancel_cb_);
+      }
     }
-    void await_resume() noexcept { resumed_ = true; }
+    void await_resume() {
+      resumed_ = true;
+      leave_scope();
+      if (cancelled_) [[unlikely]]
+        throw operation_cancelled();
+    }
 
    private:
+    static void on_cancel(void* self) noexcept {
+      auto* a = static_cast<awaiter*>(self);
+      // Under the heap's lock, like a fire: exactly one of the two wakes us.
+      a->node_.heap->cancel_then(&a->node_, [a] {
+        a->cancelled_ = true;
+        detail::wake(a->node_.task);
+      });
+    }
+    void leave_scope() noexcept {
+      if (scope_) {
+        scope_->remove(&cancel_cb_);
+        scope_ = nullptr;
+      }
+    }
+
     detail::timer_node node_;
     bool resumed_ = false;
+    bool cancelled_ = false;
+    detail::cancel_state* scope_ = nullptr;
+    detail::cancel_callback cancel_cb_;
   };
 
   awaiter operator co_await() const noexcept { return awaiter(deadline_); }
@@ -160,6 +193,10 @@ class join_until {
       return inner_->await_resume();
     } catch (const task_aborted&) {
       if (node_.fired.load(std::memory_order_acquire)) throw timed_out();
+      throw;
+    } catch (const operation_cancelled&) {
+      // Our scope was cancelled while we waited: the operation goes too.
+      h_.abort();
       throw;
     }
   }

@@ -9,8 +9,8 @@
 // ../go/main.go. The throughput workloads are the code of
 // bench/common/workloads.hpp, shared with bench/bench_runtime.cpp.
 //
-// Stand-ins until Pulse has sync primitives: bench::oneshot (for Tokio's
-// oneshot and Notify) and bench::semaphore (starve_C), in bench/common/.
+// Sync primitives: pulse::make_oneshot (for Tokio's oneshot and Notify) and
+// pulse::semaphore (starve_C).
 #include <algorithm>
 #include <charconv>
 #include <chrono>
@@ -25,7 +25,6 @@
 #include <utility>
 #include <vector>
 
-#include "../../common/semaphore.hpp"
 #include "../../common/workloads.hpp"
 #include "pulse/pulse.hpp"
 
@@ -239,13 +238,12 @@ pulse::task<hog_result> hog_b(std::uint64_t seed, clk::time_point deadline) {
 
 // C: acquires and releases a permit of an always-ready semaphore after every
 // work unit (an ordinary co_await that never has to wait).
-pulse::task<hog_result> hog_c(std::uint64_t seed, clk::time_point deadline, bench::semaphore* sem) {
+pulse::task<hog_result> hog_c(std::uint64_t seed, clk::time_point deadline, pulse::semaphore* sem) {
   hog_result r{0, seed};
   while (clk::now() < deadline) {
     r.x = work_unit(r.x);
     ++r.units;
-    co_await sem->acquire();
-    sem->release();
+    auto permit = co_await sem->acquire();  // released at once
   }
   co_return r;
 }
@@ -253,7 +251,7 @@ pulse::task<hog_result> hog_c(std::uint64_t seed, clk::time_point deadline, benc
 pulse::task<starve_result> starve_root(hog_kind kind, std::chrono::milliseconds duration) {
   const auto start = clk::now();
   const auto deadline = start + duration;
-  bench::semaphore sem(starve_c_permits);  // used by C only; outlives the hogs
+  pulse::semaphore sem(starve_c_permits);  // used by C only; outlives the hogs
   const auto spawned = clk::now();
   auto p = pulse::spawn(probe(spawned, deadline, static_cast<std::size_t>(duration.count()) + 16));
   std::vector<pulse::join_handle<hog_result>> hogs;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <thread>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -17,6 +18,16 @@ inline void cpu_relax() noexcept {
 #elif defined(__aarch64__)
   asm volatile("yield");
 #endif
+}
+
+/// Backoff for the short waits of the sync primitives (a waker finishing
+/// its hand-over): spin, then yield, then sleep briefly, so that a waker
+/// descheduled or running at SCHED_IDLE still gets the CPU it needs.
+inline void backoff(unsigned& spins) noexcept {
+  ++spins;
+  if (spins <= 64) cpu_relax();
+  else if (spins <= 1024) std::this_thread::yield();
+  else std::this_thread::sleep_for(std::chrono::microseconds(50));
 }
 
 class spinlock {

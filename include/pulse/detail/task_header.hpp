@@ -18,6 +18,7 @@ namespace pulse::detail {
 
 class scheduler;
 class promise_base;
+class cancel_state;
 
 // run_state: who may resume the task. Only the worker that popped a task
 // (state `scheduled`) resumes it; wakers and abort race with it through CAS.
@@ -51,6 +52,10 @@ struct alignas(16) task_header {
   bool keep_block = false;            // frame destroyed early; the handle frees the block
   bool aborted = false;               // finished by cancellation, not by the coroutine
   std::atomic<bool> wake_done{false}; // completer finished waking `waiter`
+  // The cancellation scope the task is awaiting in (pulse::with_cancellation),
+  // or null. Only the task itself sets it; runtime awaits that suspend read
+  // it on the polling thread to register their waiter with the scope.
+  cancel_state* cancel = nullptr;
 #if PULSE_PREEMPTION
   task_budget budget{};               // owned by the polling worker
 #endif

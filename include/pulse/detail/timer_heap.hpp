@@ -52,6 +52,19 @@ class timer_heap {
     publish_earliest();
   }
 
+  /// Any thread. Removes `n` if it has not fired and then calls `f()` with
+  /// the lock still held (so that, like a fire, it finishes before the
+  /// node's owner can cancel and go away). False if it already fired.
+  template <class F>
+  bool cancel_then(timer_node* n, F&& f) noexcept {
+    std::lock_guard lock(mu_);
+    if (n->index == timer_node::npos) return false;
+    remove_at(n->index);
+    publish_earliest();
+    f();
+    return true;
+  }
+
   /// Fires every timer due at `now`, calling `on_fire` with the lock held so
   /// that the node's owner cannot be destroyed (and the node freed) meanwhile.
   /// Returns the number fired.
