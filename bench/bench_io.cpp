@@ -2,8 +2,8 @@
 //
 //   build/release/bench/bench_io [--benchmark_repetitions=5 --benchmark_report_aggregates_only=true]
 //
-// BM_tcp_echo/<backend>/<clients>: `clients` connections over loopback to an
-// echo task each, in one 2-worker runtime; every client writes 64 bytes and
+// BM_tcp_echo/<backend>/clients:C/workers:W: C connections over loopback to
+// an echo task each, in one runtime of W workers; every client writes 64 bytes and
 // reads them back, in a loop. Time per round trip (all clients together:
 // items_per_second is round trips per second). BM_unix_pingpong: one pair
 // of Unix sockets, two tasks bouncing one byte.
@@ -17,8 +17,8 @@
 
 namespace {
 
-pulse::runtime make(pulse::io_backend b) {
-  return pulse::runtime::builder().worker_threads(2).io_backend(b).build();
+pulse::runtime make(pulse::io_backend b, std::size_t workers = 2) {
+  return pulse::runtime::builder().worker_threads(workers).io_backend(b).build();
 }
 
 pulse::task<void> echo(pulse::tcp_stream s) {
@@ -60,7 +60,7 @@ pulse::task<std::vector<pulse::tcp_stream>> setup(const pulse::tcp_listener& l, 
 
 void BM_tcp_echo(benchmark::State& state, pulse::io_backend backend) {
   const int clients = static_cast<int>(state.range(0));
-  auto rt = make(backend);
+  auto rt = make(backend, static_cast<std::size_t>(state.range(1)));
   auto l = pulse::tcp_listener::bind("127.0.0.1:0");
   auto cs = rt.block_on(setup(l, clients));
   constexpr std::int64_t batch = 500;
@@ -95,7 +95,9 @@ void BM_unix_pingpong(benchmark::State& state, pulse::io_backend backend) {
 
 }  // namespace
 
-BENCHMARK_CAPTURE(BM_tcp_echo, io_uring, pulse::io_backend::io_uring)->Arg(1)->Arg(64)->UseRealTime();
-BENCHMARK_CAPTURE(BM_tcp_echo, epoll, pulse::io_backend::epoll)->Arg(1)->Arg(64)->UseRealTime();
+BENCHMARK_CAPTURE(BM_tcp_echo, io_uring, pulse::io_backend::io_uring)
+    ->ArgNames({"clients", "workers"})->Args({1, 1})->Args({1, 2})->Args({64, 2})->UseRealTime();
+BENCHMARK_CAPTURE(BM_tcp_echo, epoll, pulse::io_backend::epoll)
+    ->ArgNames({"clients", "workers"})->Args({1, 1})->Args({1, 2})->Args({64, 2})->UseRealTime();
 BENCHMARK_CAPTURE(BM_unix_pingpong, io_uring, pulse::io_backend::io_uring)->UseRealTime();
 BENCHMARK_CAPTURE(BM_unix_pingpong, epoll, pulse::io_backend::epoll)->UseRealTime();

@@ -3,6 +3,7 @@
 #
 #   bench/compare/run.sh [--runtimes pulse,tokio,go] [--reps N] [--quick]
 #                        [--workers N] [--workloads w1,w2,...] [--no-install]
+#                        [--results-dir DIR]
 #
 # Installs what is missing (as root, via apt-get), builds the three programs,
 # runs every workload --reps times with the runtime order rotating per
@@ -27,6 +28,7 @@ reps=""
 quick=0
 workers=2
 install=1
+results_dir="$HERE/results"
 run_timeout="${PULSE_COMPARE_TIMEOUT:-600}" # seconds per program run
 # http_hello: wrk's load (WORKLOADS.md): threads, connections, seconds.
 http_threads="${PULSE_COMPARE_HTTP_THREADS:-2}"
@@ -34,7 +36,7 @@ http_conns="${PULSE_COMPARE_HTTP_CONNECTIONS:-64}"
 http_secs="${PULSE_COMPARE_HTTP_SECONDS:-}"
 
 usage() {
-    sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     cat <<EOF
 Options:
   --runtimes LIST   comma-separated subset of: $ALL_RUNTIMES (default: all)
@@ -43,6 +45,8 @@ Options:
   --workers N       worker threads for every runtime (default 2)
   --workloads LIST  comma-separated subset of the workloads (default: all)
   --no-install      never call apt-get
+  --results-dir DIR where results.json and compare.png go (default: results/ here;
+                    use another for partial runs, e.g. --workloads http_hello)
 Environment: PULSE_COMPARE_TIMEOUT=SECONDS per program run (default 600);
   http_hello's wrk load: PULSE_COMPARE_HTTP_THREADS (2), PULSE_COMPARE_HTTP_CONNECTIONS (64),
   PULSE_COMPARE_HTTP_SECONDS (10; --quick: 3).
@@ -66,6 +70,8 @@ while [[ $# -gt 0 ]]; do
     --workloads) workloads="${2:?--workloads needs a value}"; shift 2 ;;
     --workloads=*) workloads="${1#*=}"; shift ;;
     --no-install) install=0; shift ;;
+    --results-dir) results_dir="${2:?--results-dir needs a value}"; shift 2 ;;
+    --results-dir=*) results_dir="${1#*=}"; shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
     esac
@@ -205,7 +211,7 @@ for r in "${rt_list[@]}"; do "build_$r"; done
 # (c) run, interleaved: each workload runs on every runtime back to back, and
 # the runtime order rotates by one from one repetition to the next.
 
-mkdir -p "$HERE/results"
+mkdir -p "$results_dir"
 work="$(mktemp -d "${TMPDIR:-/tmp}/pulse_compare.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 raw="$work/raw_runs.jsonl"
@@ -269,7 +275,7 @@ done
 # (d)-(g) medians, table, results.json, compare.png
 
 echo
-summ=(python3 "$HERE/aggregate.py" summarize --raw "$raw" --out-dir "$HERE/results"
+summ=(python3 "$HERE/aggregate.py" summarize --raw "$raw" --out-dir "$results_dir"
     --requested "$(IFS=,; echo "${rt_list[*]}")" --workloads "$(IFS=,; echo "${wl_list[*]}")"
     --workers "$workers" --reps "$reps" --duration-ms "$duration_ms" --repo-root "$ROOT")
 ((quick)) && summ+=(--quick)

@@ -27,6 +27,13 @@
 //   submitted before it got stuck. Operations submitted after the hand-off
 //   are the new owner's and flow at full speed. (Measured here: SQPOLL is 4x
 //   slower on 2 cores, so it is not used either.)
+//   The limit of this design: the monitor lowers a thread that lost its
+//   slot to SCHED_IDLE, and while other threads keep both CPUs busy such a
+//   thread runs rarely, so the operations it had armed (reads waiting for
+//   data, typically) complete late. Tested: tests/io/test_handoff.cpp. The
+//   remedy, not done yet: at adopt(), cancel the previous thread's armed
+//   operations and submit them again from the new owner (a cancelled recv
+//   that already consumed data must then be delivered first).
 //
 // * Submissions are batched: requests queued by the tasks' polls become
 //   SQEs and are flushed when the worker runs out of tasks, every

@@ -102,13 +102,12 @@ TEST_CASE("writing to a peer that went away reports EPIPE or ECONNRESET and neve
   auto l = pulse::tcp_listener::bind("127.0.0.1:0");
   const auto code = rt.block_on([](const pulse::tcp_listener& l) -> pulse::task<std::error_code> {
     auto cl = pulse::spawn(pulse::tcp_stream::connect(l.local_address()));
-    {
-      auto peer = co_await l.accept();
-      // SO_LINGER 0: close sends RST.
-      linger lg{1, 0};
-      ::setsockopt(peer.native_handle(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    }
-    auto s = co_await cl;
+    auto peer = co_await l.accept();
+    auto s = co_await cl;  // connected on both sides before the reset
+    // SO_LINGER 0: close sends RST.
+    linger lg{1, 0};
+    ::setsockopt(peer.native_handle(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    peer.close();
     std::vector<std::byte> chunk(64 * 1024);
     try {
       for (int i = 0; i < 1000; ++i) co_await s.write_all(chunk);
