@@ -1,6 +1,14 @@
 // Choosing the I/O backend, and socket_address parsing.
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <netinet/in.h>
+#include <spawn.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <cstddef>
 #include <string>
 
 #include "io/io_helpers.hpp"
@@ -32,6 +40,50 @@ TEST_CASE("the automatic backend is io_uring where the kernel allows it, epoll o
     uring_ok = false;
   }
   CHECK(rt.io_backend() == (uring_ok ? pulse::io_backend::io_uring : pulse::io_backend::epoll));
+}
+
+extern char** environ;
+
+// Run in a child process (below): a seccomp filter refuses io_uring_setup
+// with EPERM, as Docker's default profile does, before any runtime exists.
+TEST_CASE("child: io_uring refused by seccomp", "[.seccomp_child]") {
+  sock_filter filter[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  sock_fprog prog{static_cast<unsigned short>(std::size(filter)), filter};
+  REQUIRE(::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0);
+  REQUIRE(::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0);
+  scoped_env env("PULSE_IO_BACKEND", std::nullopt);
+  CHECK_THROWS_AS(pulse::runtime::builder().worker_threads(1).io_backend(pulse::io_backend::io_uring).build(),
+                  std::system_error);
+  auto rt = pulse::runtime::builder().worker_threads(2).build();
+  REQUIRE(rt.io_backend() == pulse::io_backend::epoll);
+  auto [a, b] = pulse::unix_stream::pair();
+  const std::string got = rt.block_on([](pulse::unix_stream& a, pulse::unix_stream& b) -> pulse::task<std::string> {
+    co_await a.write_all(bytes("still works"));
+    std::string s(11, '\0');
+    co_await b.read_exact(std::as_writable_bytes(std::span(s)));
+    co_return s;
+  }(a, b));
+  CHECK(got == "still works");
+}
+
+TEST_CASE("where io_uring_setup is refused (seccomp, as in Docker), the automatic backend is epoll", "[backend]") {
+  std::string self(4096, '\0');
+  const ssize_t n = ::readlink("/proc/self/exe", self.data(), self.size() - 1);
+  REQUIRE(n > 0);
+  self.resize(static_cast<std::size_t>(n));
+  std::string name = "child: io_uring refused by seccomp";
+  char* argv[] = {self.data(), name.data(), nullptr};
+  pid_t pid = -1;
+  REQUIRE(::posix_spawn(&pid, self.c_str(), nullptr, nullptr, argv, environ) == 0);
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
 }
 
 TEST_CASE("an invalid PULSE_IO_BACKEND is a usage_error that names the value", "[backend]") {
