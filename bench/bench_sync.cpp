@@ -2,7 +2,7 @@
 // sync_mpsc_oneshot.rs, sync_notify.rs and sync_semaphore.rs, with Tokio's
 // parameters (Tokio runs them on 6 workers; here the argument is the number
 // of workers, 2 for this 2-core machine and 1 for Tokio's current-thread
-// variants).
+// variants), plus TooManyCooks' channel benchmark (tmc_channel).
 //
 // One runtime per benchmark run, built outside the timed loop; one iteration
 // is one whole Tokio iteration (e.g. 5 senders x 1,000 values), its result
@@ -222,6 +222,44 @@ void semaphore_concurrent(benchmark::State& state, std::size_t permits) {
 void semaphore_uncontended_concurrent(benchmark::State& state) { semaphore_concurrent(state, 10); }
 void semaphore_contended_concurrent(benchmark::State& state) { semaphore_concurrent(state, 5); }
 
+// ------------------------------------------------- TooManyCooks' channel ---
+
+// TooManyCooks' channel benchmark at a size for 2 cores: 1,000,000 items
+// through one bounded MPMC channel, producers = consumers = workers.
+constexpr std::size_t tmc_items = 1'000'000;
+
+void tmc_channel(benchmark::State& state) {
+  auto rt = bench::make_runtime(state);
+  const auto n = static_cast<std::size_t>(state.range(0));
+  bench::ns_per per(state, "ns_per_item", tmc_items);
+  for (auto _ : state) {
+    const std::size_t sum = rt.block_on([](std::size_t n) -> task<std::size_t> {
+      auto [tx, rx] = pulse::make_channel<std::size_t>(1024);
+      std::vector<pulse::join_handle<std::size_t>> consumers;
+      for (std::size_t c = 0; c < n; ++c)
+        consumers.push_back(pulse::spawn([](pulse::receiver<std::size_t> r) -> task<std::size_t> {
+          std::size_t s = 0;
+          while (auto v = co_await r.recv()) s += *v;
+          co_return s;
+        }(rx)));
+      rx = {};
+      std::vector<pulse::join_handle<void>> producers;
+      for (std::size_t p = 0; p < n; ++p)
+        producers.push_back(pulse::spawn([](pulse::sender<std::size_t> t, std::size_t from, std::size_t to) -> task<> {
+          auto tx = std::move(t);
+          for (std::size_t i = from; i < to; ++i) co_await tx.send(i);
+        }(tx, tmc_items * p / n, tmc_items * (p + 1) / n)));
+      tx = {};
+      for (auto& h : producers) co_await h;  // frees their frames: the senders go
+      std::size_t sum = 0;
+      for (auto& h : consumers) sum += co_await h;
+      co_return sum;
+    }(n));
+    if (!bench::verify(state, "sum", sum, tmc_items * (tmc_items - 1) / 2)) break;
+  }
+  per.report();
+}
+
 void workers_2_and_1(benchmark::internal::Benchmark* b) {
   b->ArgName("workers")->Arg(2)->Arg(1)->UseRealTime()->Unit(benchmark::kMicrosecond);
 }
@@ -242,3 +280,4 @@ BENCHMARK(notify_one)->Apply(waiter_counts);
 BENCHMARK(semaphore_uncontended)->Apply(workers_2_and_1);
 BENCHMARK(semaphore_uncontended_concurrent)->Apply(workers_2_and_1);
 BENCHMARK(semaphore_contended_concurrent)->Apply(workers_2_and_1);
+BENCHMARK(tmc_channel)->Apply(workers_2_and_1);

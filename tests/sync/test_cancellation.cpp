@@ -287,3 +287,25 @@ TEST_CASE("many tasks cancelled while racing with wakes: every await ends exactl
   CHECK(received == sent);
   INFO("cancelled " << cancelled << ", sent " << sent);
 }
+
+TEST_CASE("a scope around a task can be spawned, and cancelling it ends the task's wait", "[cancellation][spawn]") {
+  auto rt = make_runtime(2);
+  cancellation_source src;
+  pulse::notify never;
+  auto h = rt.spawn(pulse::with_cancellation(src.token(), [](pulse::notify* n) -> task<int> {
+    co_await n->notified();
+    co_return 1;
+  }(&never)));
+  CHECK(wait_until([&] { return never.waiter_count() == 1; }));
+  src.cancel();
+  const bool cancelled = rt.block_on([](join_handle<int> h) -> task<bool> {
+    try {
+      co_await h;
+    } catch (const pulse::operation_cancelled&) {
+      co_return true;
+    }
+    co_return false;
+  }(std::move(h)));
+  CHECK(cancelled);
+  CHECK(never.waiter_count() == 0);
+}

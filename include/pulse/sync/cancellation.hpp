@@ -225,13 +225,25 @@ struct cancellable {
 ///   enclosing one.
 /// - Spawned tasks do not inherit the scope (they may outlive it); give
 ///   them the token and their own with_cancellation.
-/// - A task passed by lvalue is rejected at compile time: the scope must own
-///   the task so that its frame cannot outlive the scope.
+/// - Given a task (by value: std::move(t) or a call), it returns a task, so
+///   the scope can also be spawned: `pulse::spawn(pulse::with_cancellation(
+///   tok, serve()))`. A task passed by lvalue is rejected at compile time:
+///   the scope must own the task so that its frame cannot outlive the scope.
 template <class A>
-[[nodiscard]] detail::cancellable<A> with_cancellation(cancellation_token token, A&& awaitable) {
+[[nodiscard]] auto with_cancellation(cancellation_token token, A&& awaitable) {
   static_assert(!(std::is_lvalue_reference_v<A> && detail::is_task<std::remove_cvref_t<A>>::value),
                 "pulse::with_cancellation: pass the task as an rvalue (std::move(t) or a call)");
-  return {std::move(token), std::forward<A>(awaitable)};
+  if constexpr (detail::is_task<std::remove_cvref_t<A>>::value) {
+    using T = typename std::remove_cvref_t<A>::value_type;
+    // A named scope object: g++ 12 destroys a temporary aggregate in
+    // `co_return co_await T{...}` twice (its token was released twice).
+    return [](cancellation_token t, task<T> inner) -> task<T> {
+      detail::cancellable<task<T>> scope{std::move(t), std::move(inner)};
+      co_return co_await std::move(scope);
+    }(std::move(token), std::forward<A>(awaitable));
+  } else {
+    return detail::cancellable<A>{std::move(token), std::forward<A>(awaitable)};
+  }
 }
 
 /// Awaiter of cancellation_token::cancelled().
