@@ -65,15 +65,18 @@ extern "C" void on_handoff_signal(int) {
     // inside its runtime, and unwinding from there can crash.
     const std::uint64_t want_bt = th->bt_request.load(std::memory_order_relaxed);
     if ((seq & 1) && want_bt == seq && th->bt_seq.load(std::memory_order_relaxed) != seq) {
-      th->bt_task = reinterpret_cast<std::uintptr_t>(th->current);
-      th->bt_depth = under_tsan ? 0 : ::backtrace(th->bt_frames, static_cast<int>(std::size(th->bt_frames)));
+      th->bt_task.store(reinterpret_cast<std::uintptr_t>(th->current), std::memory_order_relaxed);
+      th->bt_depth.store(under_tsan ? 0 : ::backtrace(th->bt_frames, static_cast<int>(std::size(th->bt_frames))),
+                         std::memory_order_relaxed);
       th->bt_seq.store(seq, std::memory_order_release);
     }
     if (target == 0) {  // a backtrace request only
       errno = saved;
       return;
     }
-    const bool accept = (seq & 1) && seq == target;
+    // Not while the thread is pushing to the slot (schedule, spawn): the
+    // monitor asks again next tick.
+    const bool accept = (seq & 1) && seq == target && th->pinned.load(std::memory_order_relaxed) == 0;
     if (accept) {
       th->lost.store(true, std::memory_order_relaxed);
       // The poll loop looks at `lost` only after a flagged poll.
@@ -217,13 +220,13 @@ void scheduler::monitor_loop() {
     stalls_.fetch_add(1, std::memory_order_relaxed);
     const bool have_task = r.th->bt_seq.load(std::memory_order_acquire) == r.seq;
     const stall_event e{static_cast<std::uint32_t>(r.slot), now - r.since, r.handed_off,
-                        have_task ? r.th->bt_task : 0};
+                        have_task ? r.th->bt_task.load(std::memory_order_relaxed) : 0};
     // Rate-limited like the warnings: a stall storm must not flood stderr.
     if (now - last_report >= report_every) {
       last_report = now;
       const bool have_bt = r.th->bt_seq.load(std::memory_order_acquire) == r.seq;
-      print_stall(r.slot, have_bt ? r.th->bt_task : 0, now - r.since, r.handed_off, r.th->bt_frames,
-                  have_bt ? r.th->bt_depth : 0);
+      print_stall(r.slot, have_bt ? r.th->bt_task.load(std::memory_order_relaxed) : 0, now - r.since,
+                  r.handed_off, r.th->bt_frames, have_bt ? r.th->bt_depth.load(std::memory_order_relaxed) : 0);
     }
     each_hook(hook_events::on_stall, [&](runtime_hooks& h) { h.on_stall(e); });
   };

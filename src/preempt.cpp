@@ -231,9 +231,10 @@ runtime_metrics scheduler::metrics() const {
     const auto& c = th->stats;
     runtime_metrics::thread t;
     t.handoffs = c.handoffs.load(std::memory_order_relaxed);
-    // Every poll adds 2 to poll_seq; so does each return of a thread that
-    // lost its slot (become_spare), which is no poll.
-    t.polls = th->poll_seq.load(std::memory_order_relaxed) / 2 - t.handoffs +
+    // Every poll adds 2 to poll_seq (1 when it starts: a running poll counts);
+    // so does each return of a thread that lost its slot (become_spare),
+    // which is no poll.
+    t.polls = (th->poll_seq.load(std::memory_order_relaxed) + 1) / 2 - t.handoffs +
               c.extra_polls.load(std::memory_order_relaxed);
     t.long_polls = c.long_polls.load(std::memory_order_relaxed);
     t.budget_yields = c.budget_yields.load(std::memory_order_relaxed);

@@ -77,8 +77,10 @@ struct worker_thread : worker {
   // poll bt_frames belongs to.
   std::atomic<std::uint64_t> bt_request{0};
   std::atomic<std::uint64_t> bt_seq{0};
-  int bt_depth = 0;
-  std::uintptr_t bt_task = 0;  // the task that was running then
+  // Written by the signal handler, read by the monitor after bt_seq (a
+  // later request may overwrite them meanwhile: atomics, not plain data).
+  std::atomic<int> bt_depth{0};
+  std::atomic<std::uintptr_t> bt_task{0};  // the task that was running then
   void* bt_frames[32] = {};
   // The monitor stores the seq of a long poll for which this thread got
   // less than half of the CPU while it ran: time the OS took, not the task's

@@ -24,6 +24,8 @@ using namespace std::chrono_literals;
 using pulse::task;
 using clk = std::chrono::steady_clock;
 
+#if PULSE_PREEMPTION
+
 namespace {
 
 [[gnu::noinline]] std::uint64_t spin_work(std::uint64_t x) {
@@ -78,8 +80,6 @@ class stderr_capture {
 };
 
 }  // namespace
-
-#if PULSE_PREEMPTION
 
 namespace {
 struct per_poll_hooks : pulse::runtime_hooks {

@@ -20,7 +20,7 @@ using clk = std::chrono::steady_clock;
 namespace {
 
 // ~10 µs of integer work the compiler cannot remove.
-[[gnu::noinline]] std::uint64_t spin_work(std::uint64_t x) {
+[[gnu::noinline, maybe_unused]] std::uint64_t spin_work(std::uint64_t x) {
   for (int i = 0; i < 2500; ++i) {
     x += 0x9E3779B97F4A7C15ull;
     x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -31,7 +31,7 @@ namespace {
 pulse::runtime one_worker() { return pulse::runtime::builder().worker_threads(1).build(); }
 
 // The "other task": it can only run if the task hogging the worker yields.
-task<> set_flag(std::atomic<bool>* flag) {
+[[maybe_unused]] task<> set_flag(std::atomic<bool>* flag) {
   flag->store(true);
   co_return;
 }

@@ -16,6 +16,8 @@
 
 using pulse::task;
 
+#if PULSE_PREEMPTION
+
 namespace {
 std::string temp_path(const char* stem) {
   return std::string("/tmp/") + stem + "-" + std::to_string(::getpid()) + ".json";
@@ -35,8 +37,6 @@ task<> yields(int n) {
   for (int i = 0; i < n; ++i) co_await pulse::yield_now();
 }
 }  // namespace
-
-#if PULSE_PREEMPTION
 
 TEST_CASE("a traced runtime writes every poll as Chrome trace JSON at shutdown", "[trace]") {
   const std::string path = temp_path("pulse-trace");

@@ -16,7 +16,7 @@ struct runtime_metrics {
     /// What the thread is: one of the runtime's workers (possibly a spare
     /// that took over a stuck worker's queues) or an isolation thread.
     enum class role : std::uint8_t { worker, isolation } kind = role::worker;
-    std::uint64_t polls = 0;
+    std::uint64_t polls = 0;           ///< polls started (a running one included)
     std::uint64_t long_polls = 0;      ///< polls that outlived their time slice
     std::uint64_t budget_yields = 0;   ///< yields forced by a spent budget
     std::uint64_t preempt_yields = 0;  ///< yields forced by the monitor's flag (incl. checkpoints)

@@ -28,10 +28,12 @@ join_handle<T> spawn_on(scheduler* s, task<T>&& t) {
   hdr->promise = &h.promise();
   hdr->join_state.store(join::interest, std::memory_order_relaxed);
   worker* w = this_worker();
-  slot* own = w ? owned_slot(w) : nullptr;
-  if (own && own->sched == s) [[likely]] {
+  slot* own = w ? pin_slot(w) : nullptr;
+  const bool local = own && own->sched == s;
+  if (local) [[likely]]
     push_local(own, hdr);
-  } else if (!submit_remote(s, hdr)) {
+  if (w) unpin_slot(w);
+  if (!local && !submit_remote(s, hdr)) {
     h.destroy();
     throw_usage("pulse: spawn on a runtime that has shut down");
   }

@@ -49,6 +49,10 @@ struct alignas(cache_line) worker {
   /// `home` to another thread during the current poll: from then on this
   /// thread must not touch the slot. Always set on isolation threads.
   std::atomic<bool> lost{false};
+  /// Non-zero while this thread pushes to `home` (schedule, spawn): the
+  /// hand-off signal handler, running on this thread, then refuses to give
+  /// the slot away mid-push (the monitor retries a tick later).
+  std::atomic<std::uint32_t> pinned{0};
   std::uint8_t timed = 0;           // 1: a hook wants per-poll callbacks; time every poll
   std::uint32_t budget_for[4] = {128, 128, 16, 16};  // per-poll budget by tier
   std::uint64_t seq = 0;            // odd while a poll runs; == poll_seq
@@ -89,6 +93,22 @@ PULSE_ALWAYS_INLINE slot* owned_slot(worker* w) noexcept {
     return nullptr;
 #endif
   return w->home;
+}
+
+/// owned_slot() for a push: until unpin_slot(), the slot cannot be handed
+/// to another thread under our feet. Two plain stores and compiler fences.
+PULSE_ALWAYS_INLINE slot* pin_slot(worker* w) noexcept {
+#if PULSE_PREEMPTION
+  w->pinned.store(w->pinned.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+#endif
+  return owned_slot(w);
+}
+PULSE_ALWAYS_INLINE void unpin_slot([[maybe_unused]] worker* w) noexcept {
+#if PULSE_PREEMPTION
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  w->pinned.store(w->pinned.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+#endif
 }
 
 /// The worker running on this thread, or null. Read it through
@@ -137,7 +157,7 @@ PULSE_ALWAYS_INLINE void push_local(slot* w, task_header* t) {
 /// Makes a task that was just moved to `scheduled` runnable.
 PULSE_ALWAYS_INLINE void schedule(task_header* t) {
   if (worker* w = this_worker()) [[likely]] {
-    slot* s = owned_slot(w);
+    slot* s = pin_slot(w);
     if (s && s->sched == t->sched) [[likely]] {
       if (w->current) {
         // Woken by the running task: run it next (the LIFO slot), like a
@@ -148,8 +168,10 @@ PULSE_ALWAYS_INLINE void schedule(task_header* t) {
       } else {
         push_local(s, t);
       }
+      unpin_slot(w);
       return;
     }
+    unpin_slot(w);
   }
   t->next = nullptr;
   schedule_remote(t->sched, t, t, 1);
