@@ -268,21 +268,16 @@ bool scheduler::work_pending() const noexcept {
   return false;
 }
 
-// Owner only, between polls. The earliest sleeper that wakes goes to the
-// LIFO slot (if free) and runs next, the rest to the back of the queue in
-// deadline order: a task waking from a sleep has waited long enough.
 bool scheduler::fire_timers(worker_slot& w) {
   if (w.timers.earliest() == timer_heap::never) return false;
   const std::int64_t now = now_ns();
   if (w.timers.earliest() > now) return false;
-  return w.timers.fire_due(now, [&w](timer_node* n) {
-           if (n->on_fire == &wake_on_fire && !w.lifo) {
-             task_header* t = n->task;
-             if (claim_wake(t)) w.lifo = t;
-             return;
-           }
-           n->on_fire(n);
-         }) != 0;
+  // Woken sleepers go to the back of the queue in deadline order. (Putting
+  // the earliest in the LIFO slot cut a sleeper's wait behind queued tasks,
+  // but a later batch could then overtake tasks still queued from an
+  // earlier one: deadline order broke. A per-slot list of woken sleepers,
+  // polled first, is the way to get both.)
+  return w.timers.fire_due(now) != 0;
 }
 
 task_header* scheduler::pop_injector_batch(worker_slot& w) {
@@ -309,12 +304,8 @@ PULSE_ALWAYS_INLINE task_header* scheduler::next_task([[maybe_unused]] worker_th
     // Fairness: timers, I/O and the global queue get a turn even when the
     // local queue never runs dry.
     w.drv->poll_io();
-    if (fire_timers(w) && w.lifo) {
-      // A sleeper woke: it runs first; the injector gets the next poll.
-      w.until_global = 1;
-    } else if (task_header* t = injector_.pop()) {
-      return t;
-    }
+    fire_timers(w);
+    if (task_header* t = injector_.pop()) return t;
   }
   if (w.lifo) {
     if (w.lifo_polls < max_lifo_polls) {
