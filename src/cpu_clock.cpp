@@ -79,9 +79,8 @@ cpu_clock::cpu_clock() noexcept {
   }
   const double ns_per_tick = static_cast<double>(n1 - n0) / static_cast<double>(t1 - t0);
   ns_per_tick_q32_ = static_cast<std::uint64_t>(ns_per_tick * 4294967296.0);
-  ghz_ = 1.0 / ns_per_tick;
   tsc_ = true;
-  std::snprintf(what_, sizeof what_, "tsc (%.3f GHz, %s)", ghz_, why);
+  std::snprintf(what_, sizeof what_, "tsc (%.3f GHz, %s)", 1.0 / ns_per_tick, why);
 #endif
 }
 

@@ -53,9 +53,6 @@ class cpu_clock {
   /// ticks() in nanoseconds since an arbitrary origin: a monotonic clock
   /// for the tier manager's timestamps (always this one, never mixed).
   PULSE_ALWAYS_INLINE std::int64_t now_ns() const noexcept { return to_ns(ticks()); }
-  bool uses_tsc() const noexcept { return tsc_; }
-  /// TSC frequency found by calibration (0 without TSC).
-  double tsc_ghz() const noexcept { return ghz_; }
   /// "tsc (2.596 GHz)" or "steady_clock (reason)", for diagnostics.
   const char* describe() const noexcept { return what_; }
 
@@ -64,7 +61,6 @@ class cpu_clock {
   static std::uint64_t steady_ticks() noexcept;
   bool tsc_ = false;
   std::uint64_t ns_per_tick_q32_ = std::uint64_t{1} << 32;  // 32.32 fixed point
-  double ghz_ = 0;
   char what_[64] = {};
 };
 

@@ -178,6 +178,15 @@ void scheduler::monitor_loop() {
     std::int64_t cpu0 = 0;      // the thread's CPU time and the wall time then
     std::int64_t wall0 = 0;
   };
+  // A sleeper on the slot is due while a poll runs: ask the poll to give
+  // way at its next await (the worker then fires the timer before its next
+  // task) without counting it as a long poll.
+  auto kick = [](worker_thread* owner, seen& l, std::uint64_t s, std::int64_t now) {
+    owner->kick_seq.store(s, std::memory_order_relaxed);
+    owner->preempt_seq.store(s, std::memory_order_relaxed);
+    l.kicked = s;
+    l.kicked_at = now;
+  };
   std::vector<seen> last(slots_.size());
   struct lost_poll {
     worker_thread* th;
@@ -322,14 +331,9 @@ void scheduler::monitor_loop() {
         l.owner = owner;
         l.seq = s;
         l.since = now;
-        if ((s & 1) && w.timers.earliest() <= now) {
-          // A sleeper is due behind a poll that just started: same request
-          // as below, without waiting a tick to see the poll again.
-          owner->kick_seq.store(s, std::memory_order_relaxed);
-          owner->preempt_seq.store(s, std::memory_order_relaxed);
-          l.kicked = s;
-          l.kicked_at = now;
-        }
+        // A sleeper is due behind a poll that just started: no need to
+        // wait a tick to see the poll again.
+        if ((s & 1) && w.timers.earliest() <= now) kick(owner, l, s, now);
         continue;
       }
       if (!(s & 1)) continue;
@@ -372,13 +376,7 @@ void scheduler::monitor_loop() {
         owner->preempt_seq.store(s, std::memory_order_relaxed);
         l.flagged = s;
       } else if (timer_due && l.flagged != s && l.kicked != s) {
-        // A sleeper on this slot is due while a poll runs: ask the poll to
-        // give way at its next await (the worker then fires the timer and
-        // runs the sleeper first) without counting it as a long poll.
-        owner->kick_seq.store(s, std::memory_order_relaxed);
-        owner->preempt_seq.store(s, std::memory_order_relaxed);
-        l.kicked = s;
-        l.kicked_at = now;
+        kick(owner, l, s, now);
       }
       // The poll ignores the request (it does not await): fire the slot's
       // due timers from here so the sleepers reach the injector (and a free

@@ -97,25 +97,15 @@ void scheduler::account_poll(worker_thread& th, task_header* t, bool long_poll,
   t->budget.tier = st.tier;
   const auto task_id = reinterpret_cast<std::uintptr_t>(t);
   if (action != tier_action::none) [[unlikely]] {
-    const auto to = st.level();
-    bump(action == tier_action::promoted ? th.stats.promotions : th.stats.demotions);
-    if (from != tier::monitor) forget_tier(static_cast<std::uint8_t>(from));
-    if (to != tier::monitor) tier_counts_[static_cast<unsigned>(to)].fetch_add(1, std::memory_order_relaxed);
-    const tier_event e{task_id, th.index, from, to, action == tier_action::promoted ? poll_ns : 0};
-    if (action == tier_action::promoted) warn(e, poll_ns);
-    each_hook(hook_events::on_tier_change, [&](runtime_hooks& h) { h.on_tier_change(e); });
+    const bool promoted = action == tier_action::promoted;
+    const tier_event e = note_tier_change(th, t, from, st.level(), promoted, promoted ? poll_ns : 0);
+    if (promoted) warn(e, poll_ns);
   }
-  if (th.trace) [[unlikely]] {
-    trace_event ev;
-    ev.task = task_id;
-    ev.start = th.poll_start;
-    ev.dur_ns = static_cast<std::uint32_t>(std::min<std::int64_t>(elapsed, 0xffffffff));
-    ev.tier = st.tier;
-    ev.outcome = outcome == poll_outcome::completed ? trace_outcome::completed
+  if (th.trace) [[unlikely]]
+    record_trace(th, t, elapsed, st.tier,
+                 outcome == poll_outcome::completed ? trace_outcome::completed
                  : outcome == poll_outcome::yielded ? (long_poll ? trace_outcome::preempted : trace_outcome::yielded)
-                                                    : trace_outcome::suspended;
-    th.trace->record(ev);
-  }
+                                                    : trace_outcome::suspended);
   if (th.timed) {
     poll_event e;
     e.task = task_id;
@@ -131,6 +121,31 @@ void scheduler::account_poll(worker_thread& th, task_header* t, bool long_poll,
     else if (e.result == poll_result::completed)
       each_hook(hook_events::on_complete, [&](runtime_hooks& h) { h.on_complete(e); });
   }
+}
+
+// Counters, per-tier counts and on_tier_change for a task that moved from
+// `from` to `to`; returns the event (for warn()).
+tier_event scheduler::note_tier_change(worker_thread& th, task_header* t, tier from, tier to, bool promoted,
+                                       std::int64_t poll_ns) {
+  bump(promoted ? th.stats.promotions : th.stats.demotions);
+  if (from != tier::monitor) forget_tier(static_cast<std::uint8_t>(from));
+  if (to != tier::monitor) tier_counts_[static_cast<unsigned>(to)].fetch_add(1, std::memory_order_relaxed);
+  const tier_event e{reinterpret_cast<std::uintptr_t>(t), th.index, from, to, poll_ns};
+  each_hook(hook_events::on_tier_change, [&](runtime_hooks& h) { h.on_tier_change(e); });
+  return e;
+}
+
+// The poll that just ended on `th` (tracing makes every poll timed, so
+// poll_start is set).
+void scheduler::record_trace(worker_thread& th, task_header* t, std::int64_t dur_ns, std::uint8_t tier,
+                             trace_outcome outcome) noexcept {
+  trace_event ev;
+  ev.task = reinterpret_cast<std::uintptr_t>(t);
+  ev.start = th.poll_start;
+  ev.dur_ns = static_cast<std::uint32_t>(std::clamp<std::int64_t>(dur_ns, 0, 0xffffffff));
+  ev.tier = tier;
+  ev.outcome = outcome;
+  th.trace->record(ev);
 }
 
 // One line per warn_interval at most, for the whole runtime.

@@ -272,11 +272,7 @@ bool scheduler::fire_timers(worker_slot& w) {
   if (w.timers.earliest() == timer_heap::never) return false;
   const std::int64_t now = now_ns();
   if (w.timers.earliest() > now) return false;
-  // Woken sleepers go to the back of the queue in deadline order. (Putting
-  // the earliest in the LIFO slot cut a sleeper's wait behind queued tasks,
-  // but a later batch could then overtake tasks still queued from an
-  // earlier one: deadline order broke. A per-slot list of woken sleepers,
-  // polled first, is the way to get both.)
+  // Woken sleepers go to the back of the queue, in deadline order.
   return w.timers.fire_due(now) != 0;
 }
 
@@ -296,7 +292,7 @@ task_header* scheduler::pop_injector_batch(worker_slot& w) {
   return first;
 }
 
-PULSE_ALWAYS_INLINE task_header* scheduler::next_task([[maybe_unused]] worker_thread& th, worker_slot& w) {
+PULSE_ALWAYS_INLINE task_header* scheduler::next_task(worker_slot& w) {
   // After a flagged poll, after_watched_poll() makes this a fairness round
   // at once: with long polls, 61 of them could be seconds.
   if (--w.until_global == 0) [[unlikely]] {
@@ -412,29 +408,14 @@ void scheduler::finish_lost_poll(worker_thread& th, task_header* t) {
     // stalled this poll, not the task. Compensated all the same, not blamed.
     if (th.stolen_seq.load(std::memory_order_relaxed) == th.seq - 1) bump(th.stats.stolen_polls);
     else tiers_->on_stall(st, clk.to_ns(end));
-    if (th.trace) {
-      trace_event ev;
-      ev.task = reinterpret_cast<std::uintptr_t>(t);
-      ev.start = th.poll_start;  // tracing makes every poll timed
-      ev.dur_ns = static_cast<std::uint32_t>(std::min<std::int64_t>(clk.to_ns(end - th.poll_start), 0xffffffff));
-      ev.tier = st.tier;
-      ev.outcome = trace_outcome::handed_off;
-      th.trace->record(ev);
-    }
+    if (th.trace) record_trace(th, t, clk.to_ns(end - th.poll_start), st.tier, trace_outcome::handed_off);
     std::memcpy(&t->budget.policy, &st, sizeof st);
     t->budget.tier = st.tier;
-    if (st.tier != before) {
-      if (before) forget_tier(before);
-      tier_counts_[st.tier & 3u].fetch_add(1, std::memory_order_relaxed);
-      bump(th.stats.promotions);
-      const tier_event e{reinterpret_cast<std::uintptr_t>(t), th.index, static_cast<tier>(before & 3u),
-                         st.level(),
-                         // Only timed polls have a start; the rest lasted at
-                         // least the hand-off threshold.
-                         (before | static_cast<std::uint8_t>(th.timed)) ? clk.to_ns(end - th.poll_start)
-                                                                        : handoff_ns_};
-      each_hook(hook_events::on_tier_change, [&](runtime_hooks& h) { h.on_tier_change(e); });
-    }
+    if (st.tier != before)
+      note_tier_change(th, t, static_cast<tier>(before & 3u), st.level(), true,
+                       // Only timed polls have a start; the rest lasted at
+                       // least the hand-off threshold.
+                       (before | th.timed) ? clk.to_ns(end - th.poll_start) : handoff_ns_);
   }
   for (;;) {
     th.current = nullptr;
@@ -553,7 +534,7 @@ void scheduler::thread_main(worker_thread& th) {
 
 void scheduler::run(worker_thread& th, worker_slot& w) {
   while (!shutdown_.load(std::memory_order_relaxed)) {
-    task_header* t = next_task(th, w);
+    task_header* t = next_task(w);
     if (!t) {
       if (w.drv->poll_io()) continue;  // flush submissions, reap completions
       if (fire_timers(w)) continue;

@@ -126,7 +126,7 @@ class scheduler {
  private:
   void thread_main(worker_thread& th);
   void run(worker_thread& th, worker_slot& w);
-  task_header* next_task(worker_thread& th, worker_slot& w);
+  task_header* next_task(worker_slot& w);
   task_header* pop_injector_batch(worker_slot& w);
   task_header* search(worker_slot& w);
   bool poll(worker_thread& th, worker_slot& w, task_header* t);
@@ -136,6 +136,10 @@ class scheduler {
   watched_end after_watched_poll(worker_thread& th, worker_slot& w, task_header* t, bool flagged);
   void account_poll(worker_thread& th, task_header* t, bool long_poll, poll_outcome outcome);
   void warn(const tier_event& e, std::int64_t poll_ns);
+  tier_event note_tier_change(worker_thread& th, task_header* t, tier from, tier to, bool promoted,
+                              std::int64_t poll_ns);
+  void record_trace(worker_thread& th, task_header* t, std::int64_t dur_ns, std::uint8_t tier,
+                    trace_outcome outcome) noexcept;
   void isolation_main(worker_thread& th);
   void isolate(task_header* t);
   void begin_timed_poll(worker_thread& th, task_header* t);

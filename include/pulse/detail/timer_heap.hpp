@@ -69,19 +69,13 @@ class timer_heap {
   /// that the node's owner cannot be destroyed (and the node freed) meanwhile.
   /// Returns the number fired.
   std::size_t fire_due(std::int64_t now) {
-    return fire_due(now, [](timer_node* n) { n->on_fire(n); });
-  }
-
-  /// The same, with `fire(node)` instead of node->on_fire (in deadline order).
-  template <class F>
-  std::size_t fire_due(std::int64_t now, F&& fire) {
     std::lock_guard lock(mu_);
     std::size_t fired = 0;
     while (!items_.empty() && items_[0].deadline <= now) {
       timer_node* n = items_[0].node;
       remove_at(0);
       n->fired.store(true, std::memory_order_release);
-      fire(n);
+      n->on_fire(n);
       ++fired;
     }
     publish_earliest();

@@ -177,31 +177,25 @@ PULSE_ALWAYS_INLINE void schedule(task_header* t) {
   schedule_remote(t->sched, t, t, 1);
 }
 
-/// Any thread: marks a suspended task woken. True when the caller must now
-/// make it runnable (it was idle); false when it is finished or being polled
-/// (then the worker polls it again) or already queued.
-PULSE_ALWAYS_INLINE bool claim_wake(task_header* t) {
+/// Any thread: the event a suspended task waits for has happened.
+PULSE_ALWAYS_INLINE void wake(task_header* t) {
   std::uint32_t s = t->run_state.load(std::memory_order_relaxed);
   for (;;) {
-    if (s & run::done) return false;
+    if (s & run::done) return;
     if (s & run::scheduled) {
       // Being polled right now (it registered the wake and the event fired
       // before the poll ended): the worker polls it again afterwards.
       if ((s & run::notified) ||
           t->run_state.compare_exchange_weak(s, s | run::notified, std::memory_order_acq_rel,
                                              std::memory_order_relaxed))
-        return false;
+        return;
     } else if (t->run_state.compare_exchange_weak(s, s | run::scheduled,
                                                   std::memory_order_acq_rel,
                                                   std::memory_order_relaxed)) {
-      return true;
+      schedule(t);
+      return;
     }
   }
-}
-
-/// Any thread: the event a suspended task waits for has happened.
-PULSE_ALWAYS_INLINE void wake(task_header* t) {
-  if (claim_wake(t)) schedule(t);
 }
 
 /// Any thread: requests cancellation. An idle task is scheduled so that a
