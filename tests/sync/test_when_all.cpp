@@ -68,9 +68,14 @@ TEST_CASE("when_all runs its operations concurrently", "[when_all]") {
 }
 
 TEST_CASE("when_all rethrows the first exception, after every other operation finished", "[when_all][error]") {
+  // "second" throws only once "first"'s failure has been stamped (the
+  // stamp orders failures), so the order does not depend on how soon each
+  // child got a worker: a sleep-based order flaked under ASan on a loaded
+  // 2-core machine.
   auto rt = make_runtime(2);
   std::atomic<bool> slow_finished{false};
   std::string what;
+  const auto stamped = pulse::detail::failure_clock.load();
   rt.block_on([&]() -> task<> {
     try {
       co_await pulse::when_all(
@@ -78,7 +83,11 @@ TEST_CASE("when_all rethrows the first exception, after every other operation fi
             co_await pulse::sleep_for(20ms);
             *f = true;
           }(&slow_finished),
-          throw_after(5ms, "second"), throw_after(1ms, "first"));
+          [](std::uint64_t before) -> task<> {
+            co_await until([&] { return pulse::detail::failure_clock.load() > before; });
+            throw std::runtime_error("second");
+          }(stamped),
+          throw_after(1ms, "first"));
     } catch (const std::runtime_error& e) {
       what = e.what();
     }
