@@ -394,7 +394,8 @@ void scheduler::monitor_loop() {
       // that has ignored its flag for a whole tick (it does not await):
       // compensating only helps if there is work to run, and then it helps
       // at once.
-      const bool work_waiting = timer_due || !w.queue.empty() || !injector_.empty();
+      const bool work_waiting = timer_due || !w.queue.empty() || !injector_.empty() ||
+                                w.woken_head.load(std::memory_order_relaxed) != nullptr;
       const bool ignoring_flag = l.flagged == s && stuck_for >= time_slice_ns_ + tick;
       if ((stuck_for >= handoff_ns_ || (ignoring_flag && work_waiting)) && l.handoff != s) {
         bool can = false;

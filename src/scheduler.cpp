@@ -98,6 +98,25 @@ void notify_parked(scheduler* s) { s->notify_parked(); }
 
 void timer_armed_remotely(slot* s) noexcept { static_cast<worker_slot*>(s)->drv->unpark(); }
 
+void wake_sleeper(timer_node* n) {
+  wake_with(n->task, [n](task_header* t) {
+    // The owner firing its own timers between polls (next_task, run, park):
+    // the sleeper goes to the woken list and runs before the queue. Anyone
+    // else (the monitor firing a stuck slot's timers, a thread that lost its
+    // slot, shutdown) schedules it the ordinary way.
+    worker* w = t_worker;
+    slot* s = w ? owned_slot(w) : nullptr;
+    if (s && !w->current && &s->timers == n->heap) {
+      t->next = nullptr;
+      if (s->woken_tail) s->woken_tail->next = t;
+      else s->woken_head.store(t, std::memory_order_relaxed);
+      s->woken_tail = t;
+      return;
+    }
+    schedule(t);
+  });
+}
+
 bool submit_remote(scheduler* s, task_header* h) {
   if (!s->accepting()) return false;
   h->next = nullptr;
@@ -272,8 +291,18 @@ bool scheduler::fire_timers(worker_slot& w) {
   if (w.timers.earliest() == timer_heap::never) return false;
   const std::int64_t now = now_ns();
   if (w.timers.earliest() > now) return false;
-  // Woken sleepers go to the back of the queue, in deadline order.
+  // Woken sleepers join the woken list (wake_sleeper), in deadline order.
   return w.timers.fire_due(now) != 0;
+}
+
+PULSE_ALWAYS_INLINE bool has_woken(const slot& w) noexcept {
+  return w.woken_head.load(std::memory_order_relaxed) != nullptr;
+}
+PULSE_ALWAYS_INLINE task_header* pop_woken(slot& w) noexcept {
+  task_header* t = w.woken_head.load(std::memory_order_relaxed);
+  w.woken_head.store(t->next, std::memory_order_relaxed);
+  if (!t->next) w.woken_tail = nullptr;
+  return t;
 }
 
 task_header* scheduler::pop_injector_batch(worker_slot& w) {
@@ -301,8 +330,16 @@ PULSE_ALWAYS_INLINE task_header* scheduler::next_task(worker_slot& w) {
     // local queue never runs dry.
     w.drv->poll_io();
     fire_timers(w);
-    if (task_header* t = injector_.pop()) return t;
+    if (task_header* t = injector_.pop()) {
+      if (!has_woken(w)) return t;
+      // Due sleepers first; the injector's task right behind them.
+      t->next = nullptr;
+      w.woken_tail->next = t;
+      w.woken_tail = t;
+    }
   }
+  if (has_woken(w)) [[unlikely]]
+    return pop_woken(w);
   if (w.lifo) {
     if (w.lifo_polls < max_lifo_polls) {
       ++w.lifo_polls;
@@ -623,6 +660,10 @@ void scheduler::drain() {
     for (auto& w : slots_) {
       if (task_header* t = std::exchange(w->lifo, nullptr)) {
         cancel_task(t);
+        any = true;
+      }
+      while (has_woken(*w)) {
+        cancel_task(pop_woken(*w));
         any = true;
       }
       while (task_header* t = w->queue.pop()) {

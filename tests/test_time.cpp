@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <optional>
 #include <random>
 #include <stdexcept>
 #include <type_traits>
@@ -141,6 +142,46 @@ TEST_CASE("a sleeping task does not hold up other tasks on its worker", "[time][
     co_await runner;
   }());
   CHECK(order == std::vector<char>{'R', 'S'});
+}
+
+TEST_CASE("a woken sleeper runs before the tasks queued on its worker", "[time][sleep][latency]") {
+  // One worker kept busy by 100 tasks that yield on every poll. The worker
+  // looks at its timers at least every 61 polls (sooner when the monitor
+  // asks), so the sleeper is fired within 61 polls after its deadline; it
+  // must then run next, not behind the 99 tasks already queued. Counted in
+  // polls, not time, so a slow machine cannot make it flake.
+  struct shared {                      // one worker: plain fields
+    std::uint64_t polls = 0;
+    std::uint64_t polls_at_due = 0;    // first poll that saw the deadline passed
+    std::uint64_t polls_at_wake = 0;
+    bool stop = false;
+    std::optional<steady::time_point> deadline;  // set once the timer is armed
+  } st;
+  auto rt = make_runtime(1);
+  rt.block_on([](shared* s) -> task<> {
+    std::vector<join_handle<void>> hs;
+    for (int i = 0; i < 100; ++i)
+      hs.push_back(pulse::spawn([](shared* s) -> task<> {
+        while (!s->stop) {
+          ++s->polls;
+          if (s->polls_at_due == 0 && s->deadline && steady::now() >= *s->deadline)
+            s->polls_at_due = s->polls;
+          co_await pulse::yield_now();
+        }
+      }(s)));
+    auto sleeper = pulse::spawn([](shared* s) -> task<> {
+      auto sleep = pulse::sleep_for(5ms);
+      s->deadline = sleep.deadline();
+      co_await sleep;
+      s->polls_at_wake = s->polls;
+      s->stop = true;
+    }(s));
+    co_await sleeper;
+    for (auto& h : hs) co_await h;
+  }(&st));
+  REQUIRE(st.polls_at_due != 0);
+  REQUIRE(st.polls_at_wake >= st.polls_at_due);
+  CHECK(st.polls_at_wake - st.polls_at_due <= 62);
 }
 
 TEST_CASE("100000 pending timers do not stop a short sleep from firing", "[time][sleep][stress]") {

@@ -43,7 +43,6 @@ std::int64_t deadline_after(std::chrono::duration<Rep, Period> d) noexcept {
   return now + duration_cast<nanoseconds>(d).count();
 }
 
-inline void wake_on_fire(timer_node* n) { wake(n->task); }
 
 }  // namespace detail
 
@@ -77,7 +76,7 @@ class [[nodiscard]] sleep_awaitable {
       detail::task_header* me = w->current;
       me->resume = h;
       node_.task = me;
-      node_.on_fire = &detail::wake_on_fire;
+      node_.on_fire = &detail::wake_sleeper;
       w->home->timers.insert(&node_);
       // A thread that no longer owns the slot (a stuck or isolation thread)
       // must tell the owner, which may be parked until a later deadline.

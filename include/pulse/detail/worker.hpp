@@ -29,6 +29,14 @@ struct alignas(cache_line) slot {
 
   // ---- owner-only, hot ----
   alignas(cache_line) task_header* lifo = nullptr;  // task woken by the running task; runs next
+  // Sleepers this slot's owner woke from its timers, in deadline order
+  // (linked through task_header::next): run before the LIFO slot and the
+  // queue, so a due sleeper waits for the poll it interrupts and nothing
+  // else. Owner-only, like `lifo`; not stealable (it is drained at once).
+  // The head is atomic (relaxed: plain moves) only so that the monitor may
+  // look at it when it decides whether work waits behind a stuck poll.
+  std::atomic<task_header*> woken_head{nullptr};
+  task_header* woken_tail = nullptr;
   scheduler* sched = nullptr;
   std::atomic<std::uint32_t>* idle_state = nullptr;  // scheduler's parked/searching counts
   std::uint32_t notify_below = 0;   // number of slots: notify while unparked < this
@@ -134,6 +142,9 @@ void notify_parked(scheduler* s);
 /// A timer was added to `s` by a thread that does not own it: wake the
 /// owner so that it re-reads its earliest deadline.
 void timer_armed_remotely(slot* s) noexcept;
+/// on_fire of a sleep's timer: wakes the sleeper; fired by the slot's owner
+/// between polls, it joins the slot's woken list (runs next, in deadline order).
+void wake_sleeper(timer_node* n);
 [[noreturn]] void throw_usage(const char* what);
 
 // idle_state layout: low 16 bits searching workers, high 16 bits unparked workers.
@@ -177,8 +188,10 @@ PULSE_ALWAYS_INLINE void schedule(task_header* t) {
   schedule_remote(t->sched, t, t, 1);
 }
 
-/// Any thread: the event a suspended task waits for has happened.
-PULSE_ALWAYS_INLINE void wake(task_header* t) {
+/// Any thread: the event a suspended task waits for has happened. If the
+/// task was idle, `place(t)` makes it runnable (schedule, by default).
+template <class Place>
+PULSE_ALWAYS_INLINE void wake_with(task_header* t, Place&& place) {
   std::uint32_t s = t->run_state.load(std::memory_order_relaxed);
   for (;;) {
     if (s & run::done) return;
@@ -192,10 +205,14 @@ PULSE_ALWAYS_INLINE void wake(task_header* t) {
     } else if (t->run_state.compare_exchange_weak(s, s | run::scheduled,
                                                   std::memory_order_acq_rel,
                                                   std::memory_order_relaxed)) {
-      schedule(t);
+      place(t);
       return;
     }
   }
+}
+
+PULSE_ALWAYS_INLINE void wake(task_header* t) {
+  wake_with(t, [](task_header* x) { schedule(x); });
 }
 
 /// Any thread: requests cancellation. An idle task is scheduled so that a
