@@ -56,6 +56,11 @@ PULSE_COLD void report_detached_exception(task_header* t) noexcept {
 
 constexpr std::uint32_t unparked_one = 1u << idle_unparked_shift;
 
+/// tier_config::isolation_threads, with 0 meaning one per worker.
+std::size_t isolation_threads_for(const pulse::tier_config& c, std::size_t workers) {
+  return c.isolation_threads ? c.isolation_threads : std::min<std::size_t>(workers, 256);
+}
+
 }  // namespace
 
 // ------------------------------------------------------------- completion
@@ -159,7 +164,7 @@ scheduler::scheduler(const runtime_config& cfg) {
   budget_ = tiers.budget;
   stall_ns_ = std::chrono::nanoseconds(tiers.stall_threshold).count();
   max_threads_ = n + tiers.max_compensating_threads +
-                 (tiers.isolate_enabled ? tiers.isolation_threads : 0);
+                 (tiers.isolate_enabled ? isolation_threads_for(tiers, n) : 0);
   tiers_ = std::make_unique<tier_manager>(tiers);
   hooks_ = cfg.hooks;
 #if PULSE_PREEMPTION
@@ -185,7 +190,8 @@ void scheduler::start(const std::string& thread_name) {
     for (auto& wp : slots_) spawn_thread(wp.get());
 #if PULSE_PREEMPTION
     if (tiers_->config().isolate_enabled) {
-      for (std::uint32_t i = 0; i < tiers_->config().isolation_threads; ++i) {
+      const std::size_t iso_n = isolation_threads_for(tiers_->config(), slots_.size());
+      for (std::size_t i = 0; i < iso_n; ++i) {
         auto th = std::make_unique<worker_thread>();
         worker_thread* p = th.get();
         {
@@ -454,32 +460,28 @@ void scheduler::finish_lost_poll(worker_thread& th, task_header* t) {
                        // least the hand-off threshold.
                        (before | th.timed) ? clk.to_ns(end - th.poll_start) : handoff_ns_);
   }
-  for (;;) {
-    th.current = nullptr;
-    switch (th.outcome) {
-      case poll_outcome::completed:
-        complete_task(t);
-        return;
-      case poll_outcome::suspended:
-        if (!settle_suspended(t)) return;
-        break;  // woken meanwhile: poll again here
-      case poll_outcome::yielded:
-        break;
-    }
-    if (shutdown_.load(std::memory_order_acquire)) {
-      t->next = nullptr;
-      injector_.push(t);  // drain() destroys it
+  // The stuck poll is over: this thread polls nothing more (it returns to
+  // the spare pool at normal priority), and the task goes where its tier
+  // says. Polling a yielding task on here would run it at normal priority
+  // whenever the hand-off found its poll already ending (no SCHED_IDLE):
+  // unwatched, on one more runnable thread per hog, against the workers.
+  th.current = nullptr;
+  switch (th.outcome) {
+    case poll_outcome::completed:
+      complete_task(t);
       return;
-    }
-    if (t->run_state.load(std::memory_order_acquire) & run::cancel) {
-      cancel_task(t);
-      return;
-    }
-    th.current = t;
-    th.outcome = poll_outcome::suspended;
-    t->budget.remaining = th.budget_for[t->budget.tier & 3u];
-    bump(th.stats.extra_polls);
-    t->resume.resume();
+    case poll_outcome::suspended:
+      if (!settle_suspended(t)) return;
+      break;  // woken meanwhile: runnable again
+    case poll_outcome::yielded:
+      break;
+  }
+  if (t->budget.tier == static_cast<std::uint8_t>(tier::isolate) &&
+      !shutdown_.load(std::memory_order_acquire)) {
+    isolate(t);
+  } else {
+    t->next = nullptr;
+    push_remote(t, t, 1);  // after shutdown, drain() destroys it
   }
 }
 #endif

@@ -137,9 +137,6 @@ void tier_config::validate() const {
     fail(fmt::format("min_time_in_tier ({}) must be in [0ms, {}]", show(min_time_in_tier),
                      show(max_window)));
 
-  if (isolate_enabled && isolation_threads < 1)
-    fail(fmt::format("isolation_threads ({}) must be >= 1 while isolate_enabled",
-                     show(isolation_threads)));
   if (isolation_threads > max_threads)
     fail(fmt::format("isolation_threads ({}) must be <= {}", show(isolation_threads), max_threads));
   if (max_compensating_threads > max_threads)
@@ -217,6 +214,7 @@ tier_config tier_config::from_env(tier_config base) {
   };
   units("PULSE_BUDGET", base.budget);
   units("PULSE_YIELD_BUDGET", base.yield_budget);
+  units("PULSE_ISOLATION_THREADS", base.isolation_threads);
 
   if (const auto v = env("PULSE_ISOLATE"); !v.empty()) {
     if (v == "0")

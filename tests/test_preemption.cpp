@@ -4,6 +4,9 @@
 // ctest's timeout), never how fast; the tight numbers live in the benchmarks.
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -283,4 +286,51 @@ TEST_CASE("builder rejects an invalid tier_config, naming the field", "[preempt]
   CHECK_THROWS_WITH(pulse::runtime::builder().tier_config(bad), Catch::Contains("budget"));
   CHECK_THROWS_AS(pulse::runtime::builder().hooks(nullptr), pulse::usage_error);
 }
+
+TEST_CASE("isolation_threads 0 (the default) starts one isolation thread per worker",
+          "[tier_config][isolate]") {
+  const auto isolation_threads = [](std::size_t workers, pulse::tier_config c) {
+    auto rt = pulse::runtime::builder().worker_threads(workers).tier_config(c).build();
+    std::size_t n = 0;
+    for (const auto& t : rt.metrics().threads)
+      n += t.kind == pulse::runtime_metrics::thread::role::isolation;
+    return n;
+  };
+  CHECK(isolation_threads(3, pulse::tier_config{}) == 3);
+  pulse::tier_config three;
+  three.isolation_threads = 2;
+  CHECK(isolation_threads(3, three) == 2);
+  pulse::tier_config off;
+  off.isolate_enabled = false;
+  CHECK(isolation_threads(2, off) == 0);
+}
+TEST_CASE("after a hand-off, the thread that lost its slot does not go on polling the task",
+          "[preempt][handoff][isolate]") {
+  // The first poll never awaits for 50 ms, so the monitor hands its worker
+  // to a spare thread; then the task yields every ~200 us. Those polls
+  // belong to the isolation pool (or a worker), never to the stuck thread,
+  // which goes back to the spare pool once its poll is over: left polling
+  // the task there, it would run a hog at normal priority, unwatched.
+  auto rt = pulse::runtime::builder().worker_threads(2).build();
+  std::vector<pid_t> tids;
+  rt.block_on([](std::vector<pid_t>* out) -> task<> {
+    co_await pulse::spawn([](std::vector<pid_t>* out) -> task<> {
+      out->push_back(::gettid());
+      std::uint64_t x = 1;
+      for (const auto until = clk::now() + 50ms; clk::now() < until;) x = spin_work(x);
+      for (int i = 0; i < 40; ++i) {
+        co_await pulse::yield_now();
+        out->push_back(::gettid());
+        for (int k = 0; k < 20; ++k) x = spin_work(x);
+      }
+      CHECK(x != 0);
+    }(out));
+  }(&tids));
+  REQUIRE(rt.metrics().total().handoffs >= 1);
+  REQUIRE(tids.size() == 41);
+  const auto on_stuck_thread = std::count(tids.begin() + 1, tids.end(), tids[0]);
+  INFO("later polls on the thread that was stuck: " << on_stuck_thread << " of 40");
+  CHECK(on_stuck_thread < 20);  // 40 of 40 when the lost thread kept the task
+}
+
 #endif

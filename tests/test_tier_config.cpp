@@ -85,7 +85,7 @@ TEST_CASE("the balanced defaults are the documented ones", "[tier_config][preset
   CHECK(c.demote_after == 64);
   CHECK(c.min_time_in_tier == 50ms);
   CHECK(c.isolate_enabled);
-  CHECK(c.isolation_threads == 1);
+  CHECK(c.isolation_threads == 0);  // one per worker
   CHECK(c.max_compensating_threads == 16);
   CHECK(c.warn_interval == 1000ms);
 }
@@ -180,8 +180,6 @@ TEST_CASE("validate rejects each invalid field by name", "[tier_config][validate
        [](tier_config& c) { c.min_time_in_tier = -1ms; }},
       {"absurd min time in tier", "min_time_in_tier (60001ms) must be in [0ms, 60000ms]",
        [](tier_config& c) { c.min_time_in_tier = 60001ms; }},
-      {"no isolation thread", "isolation_threads (0) must be >= 1 while isolate_enabled",
-       [](tier_config& c) { c.isolation_threads = 0; }},
       {"too many isolation threads", "isolation_threads (257) must be <= 256",
        [](tier_config& c) { c.isolation_threads = 257; }},
       {"too many compensating threads", "max_compensating_threads (1000) must be <= 256",
@@ -228,13 +226,6 @@ TEST_CASE("validate accepts the edges of every range", "[tier_config][validate]"
   c.min_time_in_tier = 60s;
   c.isolation_threads = 256;
   c.max_compensating_threads = 256;
-  CHECK_NOTHROW(c.validate());
-}
-
-TEST_CASE("isolation threads may be zero when isolation is disabled", "[tier_config][validate]") {
-  tier_config c;
-  c.isolate_enabled = false;
-  c.isolation_threads = 0;
   CHECK_NOTHROW(c.validate());
 }
 
