@@ -194,6 +194,18 @@ void scheduler::monitor_loop() {
     std::uint64_t seq;    // the stuck poll
     std::int64_t since;   // when it was first seen
     bool idled;
+    // Still at normal priority: the OS, not the task, kept the poll from
+    // ending (see below). cpu0/wall0 start the window in which the thread
+    // must be seen running before it is lowered after all.
+    bool victim;
+    std::int64_t cpu0;
+    std::int64_t wall0;
+  };
+  // Drops a thread stuck in poll `seq` to SCHED_IDLE, unless the poll ended.
+  auto lower = [](worker_thread* th, std::uint64_t seq) {
+    std::lock_guard lock(th->prio_mu);
+    if (th->poll_seq.load(std::memory_order_relaxed) == seq)
+      set_idle_priority(th->tid.load(std::memory_order_relaxed));
   };
   std::vector<lost_poll> lost;
   // Stall reports wait (up to 100 ms) for the stuck thread's backtrace.
@@ -269,6 +281,18 @@ void scheduler::monitor_loop() {
         x.idled = true;  // the poll ended; the thread restores itself
         continue;
       }
+      if (x.victim && now - x.wall0 >= tick) {
+        // A victim of the OS that now gets the CPU and still does not end
+        // its poll is a hog after all: lower it like one.
+        const std::int64_t cpu = thread_cpu_ns(static_cast<int>(x.th->cpu_clock_id));
+        if (cpu < 0 || (cpu - x.cpu0) * 2 >= now - x.wall0) {
+          lower(x.th, x.seq);
+          x.victim = false;
+        } else {
+          x.cpu0 = cpu;
+          x.wall0 = now;
+        }
+      }
       if (now - x.since >= stall_ns_) {
         // Its backtrace was taken by the hand-off signal.
         reports.push_back({x.th, x.slot, x.seq, x.since, now, true});
@@ -305,12 +329,19 @@ void scheduler::monitor_loop() {
           // that takes over its queues (at normal priority, four stuck
           // threads on two CPUs would delay everyone by scheduler slices).
           // Past the stall threshold the stall is reported (above).
-          {
-            std::lock_guard lock(owner->prio_mu);
-            if (owner->poll_seq.load(std::memory_order_relaxed) == l.handoff)
-              set_idle_priority(owner->tid.load(std::memory_order_relaxed));
-          }
-          lost.push_back({owner, i, l.handoff, l.since, false});
+          //
+          // Unless the thread was runnable but got under half of the CPU
+          // (stolen_seq): then the OS, not the task, held the poll up, and
+          // at SCHED_IDLE on a busy machine the thread would not run again
+          // for a long time, with its short poll and the I/O it armed (a
+          // ring's completions run on the thread that submitted). It keeps
+          // its priority until it is seen using the CPU without ending the
+          // poll (above).
+          const bool victim = owner->stolen_seq.load(std::memory_order_relaxed) == l.handoff &&
+                              owner->has_cpu_clock.load(std::memory_order_acquire);
+          if (!victim) lower(owner, l.handoff);
+          lost.push_back({owner, i, l.handoff, l.since, false, victim,
+                          victim ? thread_cpu_ns(static_cast<int>(owner->cpu_clock_id)) : 0, now});
           worker_thread* spare = take_spare();
           if (spare) {
             w.owner.store(spare, std::memory_order_release);
