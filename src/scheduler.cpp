@@ -46,7 +46,7 @@ std::size_t default_worker_count() {
 
 PULSE_COLD void report_detached_exception(task_header* t) noexcept {
   try {
-    std::rethrow_exception(t->promise->exception_);
+    std::rethrow_exception(task_error(t));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "pulse: a detached task ended with an exception: %s\n", e.what());
   } catch (...) {
@@ -80,7 +80,7 @@ void complete_task(task_header* t) {
     t->wake_done.store(true, std::memory_order_release);
   }
   if (!(old & join::interest)) {
-    if (!t->aborted && t->promise->exception_) [[unlikely]]
+    if (!t->aborted && task_error(t)) [[unlikely]]
       report_detached_exception(t);
     free_task(t);
   }

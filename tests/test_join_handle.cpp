@@ -6,6 +6,7 @@
 #include <set>
 #include <stdexcept>
 #include <thread>
+#include <string>
 #include <vector>
 
 #include "common/helpers.hpp"
@@ -123,6 +124,41 @@ TEST_CASE("spawned tasks' frames are destroyed exactly once", "[join_handle][lif
     CHECK(c.live() == 0);
   }
   CHECK(c.live() == 0);
+}
+
+TEST_CASE("a finished task's parameters are destroyed when it completes, not when its handle is awaited",
+          "[join_handle][lifetime]") {
+  // As in Tokio, a task's resources go when it finishes; only the result
+  // waits for the handle (a sender held as a parameter is dropped then).
+  lifetime_counter c;
+  auto rt = make_runtime(2);
+  SECTION("a value, awaited later") {
+    auto h = rt.spawn([](tracked t) -> task<std::string> {
+      (void)t;
+      co_return std::string(100, 'x');  // not small-string: lives in the slot's heap
+    }(tracked(c)));
+    REQUIRE(wait_until([&] { return h.is_finished(); }));
+    CHECK(c.live() == 0);
+    CHECK(rt.block_on([&]() -> task<std::size_t> { co_return (co_await h).size(); }()) == 100);
+  }
+  SECTION("an exception, awaited later") {
+    auto h = rt.spawn([](tracked t) -> task<int> {
+      (void)t;
+      throw std::logic_error("kept");
+      co_return 0;
+    }(tracked(c)));
+    REQUIRE(wait_until([&] { return h.is_finished(); }));
+    CHECK(c.live() == 0);
+    CHECK_THROWS_WITH(rt.block_on([&]() -> task<int> { co_return co_await h; }()), "kept");
+  }
+  SECTION("a result never collected is freed with the handle") {
+    {
+      auto h = rt.spawn([](tracked t) -> task<tracked> { co_return t; }(tracked(c)));
+      REQUIRE(wait_until([&] { return h.is_finished(); }));
+      CHECK(c.live() == 1);  // the parameter is gone; the returned copy waits
+    }
+    CHECK(c.live() == 0);
+  }
 }
 
 TEST_CASE("a join handle can be moved and awaited through its new owner", "[join_handle][move]") {

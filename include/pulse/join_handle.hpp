@@ -27,14 +27,15 @@ inline void await_wake_done(task_header* h) noexcept {
     if (spins > 64) std::this_thread::yield(); else cpu_relax();
 }
 
-/// Frees a finished task's block: by destroying the frame (which runs the
-/// promise's destructor) or, when the frame was destroyed early by abort,
-/// by releasing the memory.
+/// Frees a finished task's block: the result slot and the memory (its frame
+/// went at completion or abort), or a frame still there with them.
 inline void free_task(task_header* h) noexcept {
-  if (h->keep_block)
+  if (h->keep_block) {
+    h->drop_result(h);
     deallocate_frame(h, h->alloc_size);
-  else
+  } else {
     h->root.destroy();
+  }
 }
 
 }  // namespace detail
@@ -142,9 +143,7 @@ class [[nodiscard]] join_handle {
         ~free_on_exit() { detail::free_task(h); }
       } guard{h};
       if (h->aborted) throw task_aborted();
-      return std::coroutine_handle<detail::promise<T>>::from_address(h->root.address())
-          .promise()
-          .take_result();
+      return detail::task_block<T>::take_result(h);
     }
 
    private:
@@ -176,7 +175,7 @@ class [[nodiscard]] join_handle {
 
  private:
   friend class detail::join_until<T>;
-  detail::task_header* header() const noexcept { return detail::header_of(h_.address()); }
+  detail::task_header* header() const noexcept { return detail::header_of<T>(h_.address()); }
 
   void release() noexcept {
     if (!h_) return;

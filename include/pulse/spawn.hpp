@@ -21,11 +21,10 @@ join_handle<T> spawn_on(scheduler* s, task<T>&& t) {
   auto h = t.release();
   if (!h) [[unlikely]]
     throw_usage("pulse: spawn of an empty (moved-from) task");
-  task_header* hdr = header_of(h.address());
+  task_header* hdr = header_of<T>(h.address());
   hdr->root = h;
   hdr->resume = h;
   hdr->sched = s;
-  hdr->promise = &h.promise();
   hdr->join_state.store(join::interest, std::memory_order_relaxed);
   worker* w = this_worker();
   slot* own = w ? pin_slot(w) : nullptr;

@@ -25,23 +25,41 @@ class task;
 
 namespace detail {
 
-class promise_base {
- public:
-  // Every frame gets a task_header in front of it (see task_header.hpp), so
-  // spawning a task never allocates. Frames come from the worker's cache.
-  static void* operator new(std::size_t n) {
-    const std::size_t total = n + frame_prefix;
+/// The block around a task<T>'s frame (see task_header.hpp): allocation,
+/// the result slot, and what frees them. Frames come from the worker's
+/// cache, with the task_header in front, so spawning never allocates.
+template <class T>
+struct task_block {
+  static void* allocate(std::size_t frame_size) {
+    const std::size_t total = frame_size + frame_offset<T>;
     void* block = allocate_frame(total);
     auto* h = ::new (block) task_header{};
     h->alloc_size = static_cast<std::uint32_t>(total);
-    return static_cast<char*>(block) + frame_prefix;
+    h->drop_result = &drop;
+    ::new (static_cast<void*>(&task_error(h))) std::exception_ptr();
+    if constexpr (!std::is_void_v<T>) ::new (static_cast<void*>(&task_value<T>(h))) std::optional<T>();
+    return static_cast<char*>(block) + frame_offset<T>;
   }
-  static void operator delete(void* frame, std::size_t) noexcept {
-    task_header* h = header_of(frame);
-    if (h->keep_block) return;  // aborted task: its join_handle frees the block
+  static void release(void* frame) noexcept {
+    task_header* h = header_of<T>(frame);
+    // A spawned task whose frame went at completion or abort: the block
+    // (and the result) stays until its join_handle lets go.
+    if (h->keep_block) return;
+    drop(h);
     deallocate_frame(h, h->alloc_size);
   }
+  static void drop(task_header* h) noexcept {
+    if constexpr (!std::is_void_v<T>) task_value<T>(h).~optional();
+    task_error(h).~exception_ptr();
+  }
+  static T take_result(task_header* h) {
+    if (std::exception_ptr& e = task_error(h)) std::rethrow_exception(e);
+    if constexpr (!std::is_void_v<T>) return std::move(*task_value<T>(h));
+  }
+};
 
+class promise_base {
+ public:
   std::suspend_always initial_suspend() noexcept { return {}; }
 
   struct final_awaiter {
@@ -51,15 +69,18 @@ class promise_base {
       promise_base& p = h.promise();
       if (p.continuation_) return p.continuation_;  // awaited: resume the awaiter
       // The root of a spawned task: hand control back to the worker, which
-      // completes the join hand-over.
+      // completes the join hand-over. The result is outside the frame, so
+      // the frame -- the coroutine's parameters, the promise -- goes now, as
+      // a finished task's resources should, not when the handle is consumed.
       this_worker()->outcome = poll_outcome::completed;
+      header_of<typename P::value_type>(h.address())->keep_block = true;
+      h.destroy();
       return std::noop_coroutine();
     }
     void await_resume() const noexcept {}
   };
   final_awaiter final_suspend() noexcept { return {}; }
 
-  void unhandled_exception() noexcept { exception_ = std::current_exception(); }
 
 #if PULSE_PREEMPTION
   // Every co_await in a task passes through here: one budget unit each.
@@ -77,38 +98,47 @@ class promise_base {
 #endif
 
   std::coroutine_handle<> continuation_{};
-  std::exception_ptr exception_{};
 };
 
 template <class T>
-class promise final : public promise_base {
+class promise;
+
+/// What promise<T> and promise<void> share: the block and the exception.
+template <class T>
+class promise_of : public promise_base {
+ public:
+  using value_type = T;
+  static void* operator new(std::size_t n) { return task_block<T>::allocate(n); }
+  static void operator delete(void* frame, std::size_t) noexcept { task_block<T>::release(frame); }
+
+  void unhandled_exception() noexcept { task_error(header()) = std::current_exception(); }
+  /// Moves the result out, or rethrows the coroutine's exception.
+  T take_result() { return task_block<T>::take_result(header()); }
+
+ protected:
+  task_header* header() noexcept {
+    return header_of<T>(
+        std::coroutine_handle<promise<T>>::from_promise(static_cast<promise<T>&>(*this)).address());
+  }
+};
+
+template <class T>
+class promise final : public promise_of<T> {
  public:
   task<T> get_return_object() noexcept;
 
   template <class U = T>
     requires std::is_convertible_v<U&&, T>
   void return_value(U&& v) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
-    value_.emplace(std::forward<U>(v));
+    task_value<T>(this->header()).emplace(std::forward<U>(v));
   }
-
-  /// Moves the result out, or rethrows the coroutine's exception.
-  T take_result() {
-    if (exception_) std::rethrow_exception(exception_);
-    return std::move(*value_);
-  }
-
- private:
-  std::optional<T> value_;
 };
 
 template <>
-class promise<void> final : public promise_base {
+class promise<void> final : public promise_of<void> {
  public:
   task<void> get_return_object() noexcept;
   void return_void() noexcept {}
-  void take_result() {
-    if (exception_) std::rethrow_exception(exception_);
-  }
 };
 
 }  // namespace detail

@@ -10,6 +10,9 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
+#include <new>
+#include <optional>
 
 #include "pulse/detail/config.hpp"
 #include "pulse/preempt/task_budget.hpp"
@@ -17,7 +20,6 @@
 namespace pulse::detail {
 
 class scheduler;
-class promise_base;
 class cancel_state;
 
 // run_state: who may resume the task. Only the worker that popped a task
@@ -44,7 +46,8 @@ struct alignas(16) task_header {
   std::coroutine_handle<> resume{};   // innermost suspended coroutine of the task
   std::coroutine_handle<> root{};     // the spawned coroutine (frame behind this header)
   scheduler* sched = nullptr;         // runtime the task was spawned on
-  promise_base* promise = nullptr;    // root promise, for reporting a detached task's exception
+  // Destroys the result slot's contents (value and exception; see below).
+  void (*drop_result)(task_header*) noexcept = nullptr;
   task_header* waiter = nullptr;      // task awaiting our join_handle (join::waiter)
   std::atomic<std::uint32_t> run_state{run::scheduled};
   std::atomic<std::uint32_t> join_state{0};
@@ -63,8 +66,41 @@ struct alignas(16) task_header {
 
 inline constexpr std::size_t frame_prefix = (sizeof(task_header) + 15) & ~std::size_t{15};
 
+// A task's block: [task_header | result slot | coroutine frame]. The result
+// (the exception, then the value) lives outside the frame, so a finished
+// spawned task's frame -- its parameters and promise -- is destroyed when
+// it completes, while the result waits for the join_handle.
+//   header + frame_prefix:           std::exception_ptr (16 bytes reserved)
+//   header + frame_prefix + 16:      std::optional<T> (not for void)
+inline constexpr std::size_t error_slot_bytes = 16;
+static_assert(sizeof(std::exception_ptr) <= error_slot_bytes && alignof(std::exception_ptr) <= 16);
+
+template <class T>
+inline constexpr std::size_t result_slot_bytes =
+    error_slot_bytes + ((sizeof(std::optional<T>) + 15) & ~std::size_t{15});
+template <>
+inline constexpr std::size_t result_slot_bytes<void> = error_slot_bytes;
+
+/// Offset of the coroutine frame of a task<T> from the start of its block.
+template <class T>
+inline constexpr std::size_t frame_offset = frame_prefix + result_slot_bytes<T>;
+
+template <class T>
 PULSE_ALWAYS_INLINE task_header* header_of(void* frame) noexcept {
-  return reinterpret_cast<task_header*>(static_cast<char*>(frame) - frame_prefix);
+  return reinterpret_cast<task_header*>(static_cast<char*>(frame) - frame_offset<T>);
+}
+
+/// The task's exception (any T: it sits right behind the header).
+PULSE_ALWAYS_INLINE std::exception_ptr& task_error(task_header* h) noexcept {
+  return *std::launder(reinterpret_cast<std::exception_ptr*>(reinterpret_cast<char*>(h) + frame_prefix));
+}
+
+/// The task's value (task<T>, T not void).
+template <class T>
+PULSE_ALWAYS_INLINE std::optional<T>& task_value(task_header* h) noexcept {
+  static_assert(alignof(std::optional<T>) <= 16, "pulse: over-aligned task results are not supported");
+  return *std::launder(reinterpret_cast<std::optional<T>*>(reinterpret_cast<char*>(h) + frame_prefix +
+                                                           error_slot_bytes));
 }
 
 }  // namespace pulse::detail
