@@ -301,8 +301,11 @@ def draw_png(path, medians, workloads_tp, workloads_st, present, png_title):
     gp.append("set key outside right top")
     gp.append("set bmargin 5")
     gp1, gp2 = [], []
-    gp1.append("set xtics nomirror rotate by -20 (%s)" % ", ".join(
-        "%s %d" % (gnuplot_quote(w), i) for i, w in enumerate(workloads_tp)))
+    # Long names (the sync_* workloads) need a steeper angle and more room.
+    longest = max([len(w) for w in workloads_tp] or [0])
+    gp1.append("set bmargin %d" % max(5, int(longest * 0.45)))
+    gp1.append("set xtics nomirror rotate by %d (%s)" % (-20 if longest <= 24 else -40, ", ".join(
+        "%s %d" % (gnuplot_quote(w), i) for i, w in enumerate(workloads_tp))))
     gp1.append("set xrange [-0.6:%f]" % (len(workloads_tp) - 0.4))
     gp1.append("set logscale y 2" if have_pulse else "set logscale y 10")
     lo, hi = (min(finite), max(finite)) if finite else (1.0, 1.0)
@@ -341,6 +344,7 @@ def draw_png(path, medians, workloads_tp, workloads_st, present, png_title):
     gp1.append("plot " + ", \\\n     ".join(plots))
 
     # Panel 2
+    gp2.append("set bmargin 5")
     gp2.append("set logscale y 10")
     gp2.append("set title 'Starvation: probe lateness (1 ms sleep loop) next to 4 CPU hogs, median over reps; lower is better'")
     gp2.append("set ylabel 'probe lateness (log scale)'")

@@ -117,6 +117,22 @@ void print_err(const std::string& workload, std::size_t workers, const std::stri
               json_str(workload).c_str(), workers, json_str(msg).c_str());
 }
 
+/// PULSE_COMPARE_METRICS=1: the runtime's counters (warm-up and timed run
+/// together) on stderr, to see where a workload's time went.
+void print_metrics(const pulse::runtime& rt) {
+  const pulse::runtime_metrics m = rt.metrics();
+  for (std::size_t i = 0; i < m.threads.size(); ++i) {
+    const auto& t = m.threads[i];
+    std::fprintf(stderr,
+                 "pulse_compare: thread %zu: polls %" PRIu64 " steals %" PRIu64 " parks %" PRIu64
+                 " budget_yields %" PRIu64 " preempt_yields %" PRIu64 " long_polls %" PRIu64
+                 " handoffs %" PRIu64 " cpu_ms %.1f\n",
+                 i, t.polls, t.steals, t.parks, t.budget_yields, t.preempt_yields, t.long_polls,
+                 t.handoffs, static_cast<double>(t.cpu_ns) / 1e6);
+  }
+  std::fprintf(stderr, "pulse_compare: stalls %" PRIu64 "\n", m.stalls);
+}
+
 template <class T, class U>
 void expect_eq(const char* what, const T& got, const U& want) {
   if (got != static_cast<T>(want))
@@ -715,6 +731,7 @@ int main(int argc, char** argv) {
   try {
     auto rt = pulse::runtime::builder().worker_threads(n).build();
     const report r = run(rt, *workload, std::chrono::milliseconds(duration_ms), n);
+    if (std::getenv("PULSE_COMPARE_METRICS")) print_metrics(rt);
     print_ok(*workload, n, r);
     std::fflush(stdout);
     return 0;
