@@ -126,11 +126,13 @@ void print_metrics(const pulse::runtime& rt) {
     std::fprintf(stderr,
                  "pulse_compare: thread %zu: polls %" PRIu64 " steals %" PRIu64 " parks %" PRIu64
                  " budget_yields %" PRIu64 " preempt_yields %" PRIu64 " long_polls %" PRIu64
-                 " handoffs %" PRIu64 " cpu_ms %.1f\n",
+                 " promotions %" PRIu64 " handoffs %" PRIu64 " cpu_ms %.1f%s\n",
                  i, t.polls, t.steals, t.parks, t.budget_yields, t.preempt_yields, t.long_polls,
-                 t.handoffs, static_cast<double>(t.cpu_ns) / 1e6);
+                 t.promotions, t.handoffs, static_cast<double>(t.cpu_ns) / 1e6,
+                 t.kind == pulse::runtime_metrics::thread::role::isolation ? " (isolation)" : "");
   }
-  std::fprintf(stderr, "pulse_compare: stalls %" PRIu64 "\n", m.stalls);
+  std::fprintf(stderr, "pulse_compare: stalls %" PRIu64 " isolated_tasks %" PRIu64 "\n", m.stalls,
+               m.isolated_tasks);
 }
 
 template <class T, class U>
