@@ -32,6 +32,21 @@ THROUGHPUT = [
     "skynet",
     "fib",
 ]
+# Sync primitives (WORKLOADS.md, section 10): throughput rows of their own.
+SYNC = [
+    "sync_mpsc_contention_bounded",
+    "sync_mpsc_contention_bounded_full",
+    "sync_mpsc_contention_unbounded",
+    "sync_mpsc_uncontended_bounded",
+    "sync_mpsc_uncontended_unbounded",
+    "sync_oneshot_request_reply",
+    "sync_notify_one",
+    "sync_notify_waiters",
+    "sync_semaphore_uncontended",
+    "sync_semaphore_uncontended_concurrent",
+    "sync_semaphore_contended_concurrent",
+    "sync_channel_tmc",
+]
 STARVE = ["starve_none", "starve_A", "starve_B", "starve_C"]
 # Servers loaded by wrk (run.sh runs them; WORKLOADS.md, "http_hello").
 HTTP = ["http_hello"]
@@ -286,8 +301,11 @@ def draw_png(path, medians, workloads_tp, workloads_st, present, png_title):
     gp.append("set key outside right top")
     gp.append("set bmargin 5")
     gp1, gp2 = [], []
-    gp1.append("set xtics nomirror rotate by -20 (%s)" % ", ".join(
-        "%s %d" % (gnuplot_quote(w), i) for i, w in enumerate(workloads_tp)))
+    # Long names (the sync_* workloads) need a steeper angle and more room.
+    longest = max([len(w) for w in workloads_tp] or [0])
+    gp1.append("set bmargin %d" % max(5, int(longest * 0.45)))
+    gp1.append("set xtics nomirror rotate by %d (%s)" % (-20 if longest <= 24 else -40, ", ".join(
+        "%s %d" % (gnuplot_quote(w), i) for i, w in enumerate(workloads_tp))))
     gp1.append("set xrange [-0.6:%f]" % (len(workloads_tp) - 0.4))
     gp1.append("set logscale y 2" if have_pulse else "set logscale y 10")
     lo, hi = (min(finite), max(finite)) if finite else (1.0, 1.0)
@@ -326,6 +344,7 @@ def draw_png(path, medians, workloads_tp, workloads_st, present, png_title):
     gp1.append("plot " + ", \\\n     ".join(plots))
 
     # Panel 2
+    gp2.append("set bmargin 5")
     gp2.append("set logscale y 10")
     gp2.append("set title 'Starvation: probe lateness (1 ms sleep loop) next to 4 CPU hogs, median over reps; lower is better'")
     gp2.append("set ylabel 'probe lateness (log scale)'")
@@ -401,6 +420,7 @@ def cmd_summarize(args):
 
     present = [r for r in RUNTIMES if r in requested]
     tp = [w for w in workloads if w in THROUGHPUT]
+    sy = [w for w in workloads if w in SYNC]
     st = [w for w in workloads if w in STARVE]
     ht = [w for w in workloads if w in HTTP]
 
@@ -409,7 +429,7 @@ def cmd_summarize(args):
         ratios[w] = {}
         for peer in ("tokio", "go"):
             pm, qm = medians[w]["pulse"], medians[w][peer]
-            if w in THROUGHPUT:
+            if w in THROUGHPUT or w in SYNC:
                 ratios[w]["pulse_vs_" + peer] = ratio(qm and qm["ns_per_unit"], pm and pm["ns_per_unit"])
             elif w in HTTP:
                 ratios[w]["pulse_vs_" + peer] = {
@@ -434,13 +454,21 @@ def cmd_summarize(args):
     )
     header = ["workload", "Pulse", "Tokio", "Go", "Pulse/Tokio", "Pulse/Go"]
     rows = []
-    for w in tp:
+    def throughput_row(w):
         m = medians[w]
         rows.append(
             [w]
             + [fmt_num(m[r]["ns_per_unit"]) if m[r] else DASH for r in RUNTIMES]
             + [fmt_ratio(ratios[w]["pulse_vs_tokio"]), fmt_ratio(ratios[w]["pulse_vs_go"])]
         )
+    for w in tp:
+        throughput_row(w)
+    if sy:
+        if tp:
+            rows.append(["", "", "", "", "", ""])
+        rows.append(["sync primitives (ns per unit)", "", "", "", "", ""])
+    for w in sy:
+        throughput_row(w)
     if st:
         rows.append(["", "", "", "", "", ""])
         rows.append(
@@ -547,7 +575,7 @@ def cmd_summarize(args):
         args.reps,
         doc["machine"]["date"],
     )
-    draw_png(png, medians, tp, st, present, title)
+    draw_png(png, medians, tp + sy, st, present, title)
     print("\nwrote %s\nwrote %s" % (json_path, png))
 
 

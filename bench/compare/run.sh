@@ -20,7 +20,10 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 
 ALL_RUNTIMES="pulse,tokio,go"
-ALL_WORKLOADS="spawn_many_remote_idle,spawn_many_local,yield_many,ping_pong,chained_spawn,skynet,fib,starve_none,starve_A,starve_B,starve_C,http_hello"
+RUNTIME_WORKLOADS="spawn_many_remote_idle,spawn_many_local,yield_many,ping_pong,chained_spawn,skynet,fib,starve_none,starve_A,starve_B,starve_C,http_hello"
+# Tokio's benches/sync_*.rs and TooManyCooks' channel benchmark (WORKLOADS.md, section 10).
+SYNC_WORKLOADS="sync_mpsc_contention_bounded,sync_mpsc_contention_bounded_full,sync_mpsc_contention_unbounded,sync_mpsc_uncontended_bounded,sync_mpsc_uncontended_unbounded,sync_oneshot_request_reply,sync_notify_one,sync_notify_waiters,sync_semaphore_uncontended,sync_semaphore_uncontended_concurrent,sync_semaphore_contended_concurrent,sync_channel_tmc"
+ALL_WORKLOADS="$RUNTIME_WORKLOADS,$SYNC_WORKLOADS"
 
 runtimes="$ALL_RUNTIMES"
 workloads="$ALL_WORKLOADS"
@@ -43,7 +46,10 @@ Options:
   --reps N          repetitions per workload and runtime (default 5)
   --quick           3 repetitions and a 500 ms starve duration (default 2000 ms)
   --workers N       worker threads for every runtime (default 2)
-  --workloads LIST  comma-separated subset of the workloads (default: all)
+  --workloads LIST  comma-separated subset of the workloads (default: all); the
+                    group names "runtime" and "sync" stand for their workloads:
+                    runtime: ${RUNTIME_WORKLOADS//,/ }
+                    sync: ${SYNC_WORKLOADS//,/ }
   --no-install      never call apt-get
   --results-dir DIR where results.json and compare.png go (default: results/ here;
                     use another for partial runs, e.g. --workloads http_hello)
@@ -99,7 +105,15 @@ for q in "${req[@]}"; do
     [[ ",$ALL_RUNTIMES," == *",$q,"* ]] || die "unknown runtime '$q' (known: $ALL_RUNTIMES)"
 done
 ((${#rt_list[@]} > 0)) || die "no runtime selected"
-IFS=, read -r -a wl_list <<<"$workloads"
+IFS=, read -r -a wl_req <<<"$workloads"
+wl_list=()
+for w in "${wl_req[@]}"; do
+    case "$w" in
+    runtime) IFS=, read -r -a grp <<<"$RUNTIME_WORKLOADS"; wl_list+=("${grp[@]}") ;;
+    sync) IFS=, read -r -a grp <<<"$SYNC_WORKLOADS"; wl_list+=("${grp[@]}") ;;
+    *) wl_list+=("$w") ;;
+    esac
+done
 for w in "${wl_list[@]}"; do
     [[ ",$ALL_WORKLOADS," == *",$w,"* ]] || die "unknown workload '$w'"
 done

@@ -79,6 +79,45 @@ TEST_CASE("no notification is lost between a producer and a consumer on differen
   CHECK(done == rounds);
 }
 
+TEST_CASE("notify_one calls racing with waiters from plain threads lose no waiter and wake no more than called",
+          "[notify][stress][thread]") {
+  // Two threads call notify_one in a loop while 4 tasks each wait for
+  // `per_task` notifications: most calls find a permit already stored (the
+  // lock-free path) while the tasks take it without the lock. A lost
+  // permit would leave a task waiting and the threads spinning until the
+  // limit; a duplicated one would show as more wake-ups than calls.
+  auto rt = make_runtime(2);
+  pulse::notify n;
+  const int per_task = static_cast<int>(scaled(20'000, 10));
+  constexpr int tasks = 4;
+  std::atomic<int> finished{0};
+  std::atomic<long> woken{0};
+  std::vector<join_handle<void>> hs;
+  for (int t = 0; t < tasks; ++t)
+    hs.push_back(rt.spawn([](pulse::notify* n, int k, std::atomic<int>* fin, std::atomic<long>* woken) -> task<> {
+      for (int i = 0; i < k; ++i) {
+        co_await n->notified();
+        woken->fetch_add(1, std::memory_order_relaxed);
+      }
+      fin->fetch_add(1, std::memory_order_release);
+    }(&n, per_task, &finished, &woken)));
+  std::atomic<long> calls{0};
+  auto notifier = [&] {
+    const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (finished.load(std::memory_order_acquire) < tasks && std::chrono::steady_clock::now() < limit) {
+      n.notify_one();
+      calls.fetch_add(1, std::memory_order_relaxed);
+    }
+  };
+  std::thread a(notifier), b(notifier);
+  a.join();
+  b.join();
+  REQUIRE(finished.load() == tasks);
+  for (auto& h : hs) rt.block_on([](join_handle<void> h) -> task<> { co_await h; }(std::move(h)));
+  CHECK(woken.load() == static_cast<long>(tasks) * per_task);
+  CHECK(woken.load() <= calls.load());
+}
+
 TEST_CASE("notify_one from a plain thread wakes a waiting task", "[notify][thread]") {
   auto rt = make_runtime(2);
   pulse::notify n;

@@ -454,12 +454,372 @@ func starve(variant byte, duration time.Duration) (report, error) {
 	return report{elapsed: elapsed, units: wakeups, check: fmt.Sprintf("%016x", checksum), extra: extra}, nil
 }
 
+// 10. sync_*: Tokio's benches/sync_mpsc.rs, sync_mpsc_oneshot.rs,
+// sync_notify.rs and sync_semaphore.rs, and TooManyCooks' channel benchmark,
+// with Go's own primitives (WORKLOADS.md, section 10): channels for mpsc,
+// oneshot and the semaphores, a 1-buffered channel for notify_one and
+// sync.Cond (with a sync.Mutex) for notify_waiters. One run repeats the Tokio
+// bench's iteration *Iters times; every iteration's result is checked.
+const (
+	mpscSenders          = 5
+	mpscPerSender        = 1_000
+	mpscMsgs             = mpscSenders * mpscPerSender // 5,000 per iteration
+	mpscContentionSum    = mpscSenders * (mpscPerSender * (mpscPerSender - 1) / 2)
+	mpscUncontendedSum   = mpscMsgs * (mpscMsgs - 1) / 2
+	mpscBigCapacity      = 1_000_000
+	mpscSmallCapacity    = 100
+	mpscIters            = 200
+	requestReplyPerIter  = 1_000
+	requestReplyIters    = 100
+	requestReplyCapacity = 10
+	notifyWaiterTasks    = 100
+	notifyPerIter        = 500
+	notifyIters          = 200
+	semAcquiresPerIter   = 6
+	semUncontendedIters  = 100_000
+	semConcurrentIters   = 20_000
+	semEnoughPermits     = 10
+	semScarcePermits     = 5
+	tmcItems             = 1_000_000
+	tmcCapacity          = 1_024
+	tmcSum               = tmcItems * (tmcItems - 1) / 2
+)
+
+// mpscCapacity: Go has no unbounded channel; the "unbounded" variants use a
+// buffer as large as one iteration's values, so a send never blocks there.
+func mpscCapacity(kind byte) int {
+	switch kind {
+	case 'B':
+		return mpscBigCapacity
+	case 'S':
+		return mpscSmallCapacity
+	}
+	return mpscMsgs
+}
+
+// recvSum receives exactly n values (none may be missing) and sums them.
+func recvSum(ch <-chan uint64, n int) (uint64, error) {
+	sum := uint64(0)
+	for i := 0; i < n; i++ {
+		v, ok := <-ch
+		if !ok {
+			return 0, fmt.Errorf("channel ended after %d values", i)
+		}
+		sum += v
+	}
+	return sum, nil
+}
+
+// contention/{bounded,bounded_full,unbounded}: 5 goroutines x 1,000 values,
+// received by the root goroutine. uncontented/{bounded,unbounded}: the root
+// goroutine sends 5,000 values, then receives them.
+func syncMpsc(kind byte, contended bool) (report, error) {
+	want := uint64(mpscUncontendedSum)
+	if contended {
+		want = mpscContentionSum
+	}
+	elapsed, err := inRoot(func() error {
+		for it := 0; it < mpscIters; it++ {
+			ch := make(chan uint64, mpscCapacity(kind))
+			if contended {
+				for s := 0; s < mpscSenders; s++ {
+					go func() {
+						for i := uint64(0); i < mpscPerSender; i++ {
+							ch <- i
+						}
+					}()
+				}
+			} else {
+				for i := uint64(0); i < mpscMsgs; i++ {
+					ch <- i
+				}
+			}
+			sum, err := recvSum(ch, mpscMsgs)
+			if err == nil {
+				err = expectEq("sum of one iteration's values", sum, want)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return report{elapsed: elapsed, units: mpscIters * mpscMsgs, check: strconv.FormatUint(want, 10)}, err
+}
+
+// request_reply (sync_mpsc_oneshot.rs): a server goroutine answers requests
+// that carry a reply channel (buffer 1: Go's oneshot); the root goroutine
+// does the round trips one by one. The server replies with its running
+// request count, so every reply is checked.
+func syncOneshotRequestReply() (report, error) {
+	var served uint64
+	elapsed, err := inRoot(func() error {
+		requests := make(chan chan uint64, requestReplyCapacity)
+		done := make(chan uint64, 1)
+		go func() {
+			n := uint64(0)
+			for reply := range requests {
+				n++
+				reply <- n
+			}
+			done <- n
+		}()
+		expected := uint64(0)
+		for it := 0; it < requestReplyIters; it++ {
+			for i := 0; i < requestReplyPerIter; i++ {
+				reply := make(chan uint64, 1)
+				requests <- reply
+				expected++
+				if err := expectEq("reply", <-reply, expected); err != nil {
+					close(requests)
+					return err
+				}
+			}
+		}
+		close(requests) // the server's range ends
+		served = <-done
+		return expectEq("requests served", served, expected)
+	})
+	return report{elapsed: elapsed, units: requestReplyIters * requestReplyPerIter, check: strconv.FormatUint(served, 10)}, err
+}
+
+// sync_notify.rs: 100 waiter goroutines loop on "notified" and count; the
+// main goroutine notifies in a busy loop until 500 notifications were
+// counted since the iteration began. notify_one: a 1-buffered channel, sent
+// to without blocking (a stored permit, at most one, like Tokio's
+// notify_one). notify_waiters: sync.Cond.Broadcast (wakes the goroutines
+// waiting now, stores nothing). Unlike the Tokio and Pulse main threads, the
+// main goroutine takes one of the GOMAXPROCS Ps while it notifies.
+func syncNotify(all bool) (report, error) {
+	var counter, exited int64
+	var stop int32
+	permit := make(chan struct{}, 1)
+	var mu sync.Mutex
+	cond := sync.NewCond(&mu)
+	results := make(chan uint64, notifyWaiterTasks)
+	for i := 0; i < notifyWaiterTasks; i++ {
+		go func() {
+			mine := uint64(0)
+			for {
+				if all {
+					mu.Lock()
+					cond.Wait()
+					mu.Unlock()
+				} else {
+					<-permit
+				}
+				if atomic.LoadInt32(&stop) != 0 {
+					break
+				}
+				atomic.AddInt64(&counter, 1)
+				mine++
+			}
+			atomic.AddInt64(&exited, 1)
+			results <- mine
+		}()
+	}
+	notifyOne := func() {
+		select {
+		case permit <- struct{}{}:
+		default:
+		}
+	}
+	calls := uint64(0)
+	start := time.Now()
+	for it := 0; it < notifyIters; it++ {
+		atomic.StoreInt64(&counter, 0)
+		for {
+			if all {
+				cond.Broadcast()
+			} else {
+				notifyOne()
+			}
+			calls++
+			if atomic.LoadInt64(&counter) >= notifyPerIter {
+				break
+			}
+		}
+	}
+	elapsed := time.Since(start)
+	atomic.StoreInt32(&stop, 1)
+	for atomic.LoadInt64(&exited) < notifyWaiterTasks {
+		cond.Broadcast()
+		notifyOne()
+		runtime.Gosched()
+	}
+	woken := uint64(0)
+	for i := 0; i < notifyWaiterTasks; i++ {
+		woken += <-results
+	}
+	// Every iteration counted >= 500 since its start; notify_one wakes at
+	// most one goroutine per call (or stores one permit), Broadcast every
+	// waiter.
+	want := uint64(notifyIters * notifyPerIter)
+	bound := calls
+	if all {
+		bound = calls * notifyWaiterTasks
+	}
+	var err error
+	if woken < want {
+		err = fmt.Errorf("wake-ups counted %d < %d", woken, want)
+	} else if woken > bound {
+		err = fmt.Errorf("wake-ups counted %d > possible %d", woken, bound)
+	}
+	return report{elapsed: elapsed, units: want, check: strconv.FormatUint(woken, 10)}, err
+}
+
+// sync_semaphore.rs uncontended: 6 sequential acquire + release in one
+// goroutine; the semaphore is a channel with 10 slots (send = acquire,
+// receive = release).
+func syncSemaphoreUncontended() (report, error) {
+	n := uint64(0)
+	elapsed, err := inRoot(func() error {
+		sem := make(chan struct{}, semEnoughPermits)
+		for it := 0; it < semUncontendedIters; it++ {
+			for i := 0; i < semAcquiresPerIter; i++ {
+				sem <- struct{}{}
+				<-sem
+				n++
+			}
+		}
+		return expectEq("permits after the run", semEnoughPermits-len(sem), semEnoughPermits)
+	})
+	if err == nil {
+		err = expectEq("acquires", n, uint64(semUncontendedIters*semAcquiresPerIter))
+	}
+	return report{elapsed: elapsed, units: n, check: strconv.FormatUint(n, 10)}, err
+}
+
+// uncontended_concurrent / contended_concurrent: 6 goroutines joined with a
+// WaitGroup, each acquiring and releasing once; 10 slots (enough) or 5 (one
+// goroutine waits). Each counts the holders while it holds its slot, so a
+// semaphore that let more than `permits` in would be caught.
+func syncSemaphoreConcurrent(permits int) (report, error) {
+	n := uint64(0)
+	elapsed, err := inRoot(func() error {
+		sem := make(chan struct{}, permits)
+		var holders, tooMany int64
+		var wg sync.WaitGroup
+		for it := 0; it < semConcurrentIters; it++ {
+			wg.Add(semAcquiresPerIter)
+			for i := 0; i < semAcquiresPerIter; i++ {
+				go func() {
+					sem <- struct{}{}
+					if atomic.AddInt64(&holders, 1) > int64(permits) {
+						atomic.AddInt64(&tooMany, 1)
+					}
+					atomic.AddInt64(&holders, -1)
+					<-sem
+					wg.Done()
+				}()
+			}
+			wg.Wait()
+			n += semAcquiresPerIter
+		}
+		return firstErr(
+			expectEq("holders above the permit count", atomic.LoadInt64(&tooMany), 0),
+			expectEq("permits after the run", permits-len(sem), permits))
+	})
+	if err == nil {
+		err = expectEq("acquires", n, uint64(semConcurrentIters*semAcquiresPerIter))
+	}
+	return report{elapsed: elapsed, units: n, check: strconv.FormatUint(n, 10)}, err
+}
+
+// TooManyCooks' channel benchmark at a size for 2 cores: 1,000,000 values
+// through one channel with buffer 1,024; producers = consumers = GOMAXPROCS.
+func syncChannelTmc(workers int) (report, error) {
+	var count, sum uint64
+	elapsed, err := inRoot(func() error {
+		ch := make(chan uint64, tmcCapacity)
+		type countSum struct{ count, sum uint64 }
+		results := make(chan countSum, workers)
+		for c := 0; c < workers; c++ {
+			go func() {
+				var r countSum
+				for v := range ch {
+					r.count++
+					r.sum += v
+				}
+				results <- r
+			}()
+		}
+		var producers sync.WaitGroup
+		n := uint64(workers)
+		producers.Add(workers)
+		for p := uint64(0); p < n; p++ {
+			from, to := tmcItems*p/n, tmcItems*(p+1)/n
+			go func() {
+				for i := from; i < to; i++ {
+					ch <- i
+				}
+				producers.Done()
+			}()
+		}
+		producers.Wait()
+		close(ch) // the consumers' range ends once drained
+		for c := 0; c < workers; c++ {
+			r := <-results
+			count += r.count
+			sum += r.sum
+		}
+		return nil
+	})
+	if err == nil {
+		err = firstErr(expectEq("values received", count, uint64(tmcItems)),
+			expectEq("sum of values", sum, uint64(tmcSum)))
+	}
+	return report{elapsed: elapsed, units: tmcItems, check: strconv.FormatUint(sum, 10)}, err
+}
+
+func runSync(workload string, workers int) (report, error) {
+	switch workload {
+	case "sync_mpsc_contention_bounded":
+		return syncMpsc('B', true)
+	case "sync_mpsc_contention_bounded_full":
+		return syncMpsc('S', true)
+	case "sync_mpsc_contention_unbounded":
+		return syncMpsc('U', true)
+	case "sync_mpsc_uncontended_bounded":
+		return syncMpsc('B', false)
+	case "sync_mpsc_uncontended_unbounded":
+		return syncMpsc('U', false)
+	case "sync_oneshot_request_reply":
+		return syncOneshotRequestReply()
+	case "sync_notify_one":
+		return syncNotify(false)
+	case "sync_notify_waiters":
+		return syncNotify(true)
+	case "sync_semaphore_uncontended":
+		return syncSemaphoreUncontended()
+	case "sync_semaphore_uncontended_concurrent":
+		return syncSemaphoreConcurrent(semEnoughPermits)
+	case "sync_semaphore_contended_concurrent":
+		return syncSemaphoreConcurrent(semScarcePermits)
+	case "sync_channel_tmc":
+		return syncChannelTmc(workers)
+	}
+	return report{}, fmt.Errorf("unknown workload %q", workload)
+}
+
 var workloads = []string{
 	"spawn_many_remote_idle", "spawn_many_local", "yield_many", "ping_pong",
 	"chained_spawn", "skynet", "fib", "starve_none", "starve_A", "starve_B", "starve_C",
+	"sync_mpsc_contention_bounded", "sync_mpsc_contention_bounded_full",
+	"sync_mpsc_contention_unbounded", "sync_mpsc_uncontended_bounded",
+	"sync_mpsc_uncontended_unbounded", "sync_oneshot_request_reply",
+	"sync_notify_one", "sync_notify_waiters", "sync_semaphore_uncontended",
+	"sync_semaphore_uncontended_concurrent", "sync_semaphore_contended_concurrent",
+	"sync_channel_tmc",
 }
 
-func run(workload string, duration time.Duration) (report, error) {
+func run(workload string, duration time.Duration, workers int) (report, error) {
+	if strings.HasPrefix(workload, "sync_") {
+		if _, err := runSync(workload, workers); err != nil { // untimed warm-up, result checked too
+			return report{}, err
+		}
+		return runSync(workload, workers)
+	}
 	var f func() (report, error)
 	switch workload {
 	case "spawn_many_remote_idle":
@@ -531,7 +891,7 @@ func main() {
 		usage()
 	}
 	runtime.GOMAXPROCS(workers)
-	r, err := run(workload, time.Duration(durationMs)*time.Millisecond)
+	r, err := run(workload, time.Duration(durationMs)*time.Millisecond, workers)
 	if err != nil {
 		printErr(workload, workers, err.Error())
 		os.Exit(1)

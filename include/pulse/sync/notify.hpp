@@ -43,6 +43,17 @@ class notify {
 
   /// Wakes one waiting task, or stores a permit if none waits.
   void notify_one() noexcept {
+    // A stored permit means nobody waits (tasks queue only while there is
+    // none), so this call adds nothing and need not lock: a notifier in a
+    // loop then stays off the lock that waiting tasks need. The true -> true
+    // exchange still orders the caller's writes before the task that takes
+    // the permit (take_permit acquires), as Tokio's NOTIFIED -> NOTIFIED does.
+    if (permit_.load(std::memory_order_relaxed)) {
+      bool stored = true;
+      if (permit_.compare_exchange_strong(stored, true, std::memory_order_acq_rel,
+                                          std::memory_order_relaxed))
+        return;
+    }
     detail::wake_batch batch;
     std::lock_guard lock(mu_);
     notify_one_locked(batch);
@@ -72,10 +83,9 @@ class notify {
     ~awaiter() { abandon_wait(); }
 
     bool await_ready() noexcept {
-      // A stored permit is rare while tasks wait; peek before locking.
-      if (!n_->permit_.load(std::memory_order_relaxed)) return false;
-      std::lock_guard lock(n_->mu_);
-      if (!n_->take_permit_locked()) return false;
+      // A stored permit is taken without the lock (see take_permit); peek
+      // first, a permit is rare while tasks wait.
+      if (!n_->permit_.load(std::memory_order_relaxed) || !n_->take_permit()) return false;
       granted_inline();
       return true;
     }
@@ -83,7 +93,7 @@ class notify {
       detail::task_header* me = detail::current_task("pulse::notify::notified awaited outside a pulse task");
       {
         std::lock_guard lock(n_->mu_);
-        if (n_->take_permit_locked()) {
+        if (n_->take_permit()) {
           granted_inline();
           return false;
         }
@@ -120,23 +130,29 @@ class notify {
   notified_op notified() noexcept { return {this}; }
 
  private:
-  bool take_permit_locked() noexcept {
-    if (!permit_.load(std::memory_order_relaxed)) return false;
-    permit_.store(false, std::memory_order_relaxed);
-    return true;
+  // Invariant: permit_ is true only while waiters_ is empty. It becomes
+  // true only under mu_ with no waiter (notify_one_locked), a task queues
+  // only under mu_ after failing to take it, and the lock-free paths only
+  // take it (true -> false) or keep it (true -> true). So a permit can be
+  // taken with or without mu_. Acquire: it synchronises with the notifier's
+  // release store or true -> true exchange.
+  bool take_permit() noexcept {
+    bool stored = true;
+    return permit_.compare_exchange_strong(stored, false, std::memory_order_acquire,
+                                           std::memory_order_relaxed);
   }
   void notify_one_locked(detail::wake_batch& batch) noexcept {
     if (detail::waiter* w = waiters_.pop_front()) {
       w->status = detail::wait_status::granted;
       batch.add(w);
     } else {
-      permit_.store(true, std::memory_order_relaxed);
+      permit_.store(true, std::memory_order_release);  // taken lock-free: see take_permit
     }
   }
 
   mutable detail::spinlock mu_;
   detail::wait_list waiters_;
-  std::atomic<bool> permit_{false};  // written under mu_; peeked without it
+  std::atomic<bool> permit_{false};  // set under mu_; taken or kept without it too
 };
 
 }  // namespace pulse

@@ -10,12 +10,12 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Runtime;
-use tokio::sync::{oneshot, Notify, Semaphore};
+use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use tokio::task::JoinHandle;
 
 // ---------------------------------------------------------------------------
@@ -501,6 +501,429 @@ fn starve(rt: &Runtime, variant: Hog, duration: Duration) -> Res<Report> {
     })
 }
 
+
+// ---------------------------------------------------------------------------
+// 10. sync_*: Tokio's own benches/sync_mpsc.rs, sync_mpsc_oneshot.rs,
+// sync_notify.rs and sync_semaphore.rs with their parameters, and
+// TooManyCooks' channel benchmark (WORKLOADS.md, section 10). One run repeats
+// the Tokio bench's iteration `*_ITERS` times inside the root task (Tokio's
+// bench wraps each in `rt.block_on`); every iteration's result is checked.
+
+const MPSC_SENDERS: u64 = 5;
+const MPSC_PER_SENDER: u64 = 1_000;
+const MPSC_MSGS: u64 = MPSC_SENDERS * MPSC_PER_SENDER; // 5,000 per iteration
+const MPSC_CONTENTION_SUM: u64 = MPSC_SENDERS * (MPSC_PER_SENDER * (MPSC_PER_SENDER - 1) / 2);
+const MPSC_UNCONTENDED_SUM: u64 = MPSC_MSGS * (MPSC_MSGS - 1) / 2;
+const MPSC_BIG_CAPACITY: usize = 1_000_000;
+const MPSC_SMALL_CAPACITY: usize = 100;
+const MPSC_ITERS: u64 = 200;
+const REQUEST_REPLY_PER_ITER: u64 = 1_000;
+const REQUEST_REPLY_ITERS: u64 = 100;
+const REQUEST_REPLY_CAPACITY: usize = 10;
+const NOTIFY_WAITER_TASKS: usize = 100;
+const NOTIFY_PER_ITER: u64 = 500;
+const NOTIFY_ITERS: u64 = 200;
+const SEM_ACQUIRES_PER_ITER: u64 = 6;
+const SEM_UNCONTENDED_ITERS: u64 = 100_000;
+const SEM_CONCURRENT_ITERS: u64 = 20_000;
+const SEM_ENOUGH_PERMITS: usize = 10;
+const SEM_SCARCE_PERMITS: usize = 5;
+const TMC_ITEMS: u64 = 1_000_000;
+const TMC_CAPACITY: usize = 1_024;
+const TMC_SUM: u64 = TMC_ITEMS * (TMC_ITEMS - 1) / 2;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mpsc {
+    BoundedBig,   // mpsc::channel(1_000_000)
+    BoundedSmall, // mpsc::channel(100)
+    Unbounded,    // mpsc::unbounded_channel()
+}
+
+/// Either kind of Tokio mpsc sender, so one body serves all three variants.
+#[derive(Clone)]
+enum AnySender {
+    Bounded(mpsc::Sender<u64>),
+    Unbounded(mpsc::UnboundedSender<u64>),
+}
+
+impl AnySender {
+    async fn send(&self, v: u64) -> Res<()> {
+        match self {
+            AnySender::Bounded(tx) => tx.send(v).await.map_err(|_| "receiver gone".to_string()),
+            AnySender::Unbounded(tx) => tx.send(v).map_err(|_| "receiver gone".to_string()),
+        }
+    }
+}
+
+enum AnyReceiver {
+    Bounded(mpsc::Receiver<u64>),
+    Unbounded(mpsc::UnboundedReceiver<u64>),
+}
+
+impl AnyReceiver {
+    async fn recv(&mut self) -> Option<u64> {
+        match self {
+            AnyReceiver::Bounded(rx) => rx.recv().await,
+            AnyReceiver::Unbounded(rx) => rx.recv().await,
+        }
+    }
+    /// Receives exactly `n` values (none may be missing); returns their sum.
+    async fn recv_sum(&mut self, n: u64) -> Res<u64> {
+        let mut sum = 0u64;
+        for i in 0..n {
+            match self.recv().await {
+                Some(v) => sum += v,
+                None => return Err(format!("channel ended after {} values", i)),
+            }
+        }
+        Ok(sum)
+    }
+}
+
+fn make_mpsc(kind: Mpsc) -> (AnySender, AnyReceiver) {
+    match kind {
+        Mpsc::BoundedBig | Mpsc::BoundedSmall => {
+            let cap = if kind == Mpsc::BoundedBig {
+                MPSC_BIG_CAPACITY
+            } else {
+                MPSC_SMALL_CAPACITY
+            };
+            let (tx, rx) = mpsc::channel(cap);
+            (AnySender::Bounded(tx), AnyReceiver::Bounded(rx))
+        }
+        Mpsc::Unbounded => {
+            let (tx, rx) = mpsc::unbounded_channel();
+            (AnySender::Unbounded(tx), AnyReceiver::Unbounded(rx))
+        }
+    }
+}
+
+// contention/{bounded,bounded_full,unbounded}: 5 spawned senders x 1,000
+// values, received by the root task.
+async fn mpsc_contention_body(kind: Mpsc) -> Res<u64> {
+    for _ in 0..MPSC_ITERS {
+        let (tx, mut rx) = make_mpsc(kind);
+        for _ in 0..MPSC_SENDERS {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                for i in 0..MPSC_PER_SENDER {
+                    tx.send(i).await.expect("receiver gone");
+                }
+            });
+        }
+        let sum = rx.recv_sum(MPSC_MSGS).await?;
+        expect_eq("sum of one iteration's values", sum, MPSC_CONTENTION_SUM)?;
+    }
+    Ok(MPSC_CONTENTION_SUM)
+}
+
+// uncontented/{bounded,unbounded}: the root task sends 5,000 values, then
+// receives them.
+async fn mpsc_uncontended_body(kind: Mpsc) -> Res<u64> {
+    for _ in 0..MPSC_ITERS {
+        let (tx, mut rx) = make_mpsc(kind);
+        for i in 0..MPSC_MSGS {
+            tx.send(i).await?;
+        }
+        let sum = rx.recv_sum(MPSC_MSGS).await?;
+        expect_eq("sum of one iteration's values", sum, MPSC_UNCONTENDED_SUM)?;
+    }
+    Ok(MPSC_UNCONTENDED_SUM)
+}
+
+fn sync_mpsc(rt: &Runtime, kind: Mpsc, contended: bool) -> Res<Report> {
+    let (check, elapsed) = if contended {
+        run_in_root_task(rt, mpsc_contention_body(kind))?
+    } else {
+        run_in_root_task(rt, mpsc_uncontended_body(kind))?
+    };
+    Ok(Report {
+        elapsed,
+        units: MPSC_ITERS * MPSC_MSGS,
+        check: check.to_string(),
+        extra: vec![],
+    })
+}
+
+// request_reply (sync_mpsc_oneshot.rs): a server task answers requests that
+// carry a oneshot sender; the root task does the round trips one by one.
+// The server replies with its running request count, so every reply is
+// checked.
+fn sync_oneshot_request_reply(rt: &Runtime) -> Res<Report> {
+    let (served, elapsed) = run_in_root_task(rt, async {
+        let (tx, mut rx) = mpsc::channel::<oneshot::Sender<u64>>(REQUEST_REPLY_CAPACITY);
+        let server = tokio::spawn(async move {
+            let mut served = 0u64;
+            while let Some(reply) = rx.recv().await {
+                served += 1;
+                let _ = reply.send(served);
+            }
+            served
+        });
+        let mut expected = 0u64;
+        for _ in 0..REQUEST_REPLY_ITERS {
+            for _ in 0..REQUEST_REPLY_PER_ITER {
+                let (o_tx, o_rx) = oneshot::channel();
+                tx.send(o_tx).await.map_err(|_| "server gone".to_string())?;
+                expected += 1;
+                let v = o_rx.await.map_err(|e| e.to_string())?;
+                expect_eq("reply", v, expected)?;
+            }
+        }
+        drop(tx); // the server's recv ends
+        let served = server.await.map_err(|e| e.to_string())?;
+        expect_eq("requests served", served, expected)?;
+        Ok(served)
+    })?;
+    Ok(Report {
+        elapsed,
+        units: REQUEST_REPLY_ITERS * REQUEST_REPLY_PER_ITER,
+        check: served.to_string(),
+        extra: vec![],
+    })
+}
+
+// sync_notify.rs: 100 waiter tasks loop on notified() and count; the main
+// thread (outside the runtime, as in Tokio's bench) notifies in a busy loop
+// until 500 notifications were counted since the iteration began.
+struct NotifyShared {
+    notify: Notify,
+    counter: AtomicUsize,
+    stop: AtomicBool,
+    exited: AtomicUsize,
+}
+
+fn sync_notify(rt: &Runtime, all: bool) -> Res<Report> {
+    let sh = Arc::new(NotifyShared {
+        notify: Notify::new(),
+        counter: AtomicUsize::new(0),
+        stop: AtomicBool::new(false),
+        exited: AtomicUsize::new(0),
+    });
+    let mut handles = Vec::with_capacity(NOTIFY_WAITER_TASKS);
+    for _ in 0..NOTIFY_WAITER_TASKS {
+        let sh = sh.clone();
+        handles.push(rt.spawn(async move {
+            let mut mine = 0u64;
+            loop {
+                sh.notify.notified().await;
+                if sh.stop.load(Ordering::Acquire) {
+                    break;
+                }
+                sh.counter.fetch_add(1, Ordering::Relaxed);
+                mine += 1;
+            }
+            sh.exited.fetch_add(1, Ordering::Release);
+            mine
+        }));
+    }
+    let mut calls = 0u64;
+    let start = Instant::now();
+    for _ in 0..NOTIFY_ITERS {
+        sh.counter.store(0, Ordering::Relaxed);
+        loop {
+            if all {
+                sh.notify.notify_waiters();
+            } else {
+                sh.notify.notify_one();
+            }
+            calls += 1;
+            if sh.counter.load(Ordering::Relaxed) as u64 >= NOTIFY_PER_ITER {
+                break;
+            }
+        }
+    }
+    let elapsed = start.elapsed();
+    sh.stop.store(true, Ordering::Release);
+    while sh.exited.load(Ordering::Acquire) < NOTIFY_WAITER_TASKS {
+        sh.notify.notify_waiters();
+    }
+    let woken = rt.block_on(async move {
+        let mut sum = 0u64;
+        for h in handles {
+            sum += h.await.map_err(|e| e.to_string())?;
+        }
+        Ok::<u64, String>(sum)
+    })?;
+    // Every iteration counted >= 500 since its start; notify_one wakes at
+    // most one task per call (or stores one permit), notify_waiters every
+    // waiter.
+    let want = NOTIFY_ITERS * NOTIFY_PER_ITER;
+    if woken < want {
+        return Err(format!("wake-ups counted {} < {}", woken, want));
+    }
+    let bound = if all {
+        calls * NOTIFY_WAITER_TASKS as u64
+    } else {
+        calls
+    };
+    if woken > bound {
+        return Err(format!("wake-ups counted {} > possible {}", woken, bound));
+    }
+    Ok(Report {
+        elapsed,
+        units: want,
+        check: woken.to_string(),
+        extra: vec![],
+    })
+}
+
+// sync_semaphore.rs uncontended: 6 sequential acquire + drop in one task,
+// 10 permits.
+fn sync_semaphore_uncontended(rt: &Runtime) -> Res<Report> {
+    let (n, elapsed) = run_in_root_task(rt, async {
+        let sem = Semaphore::new(SEM_ENOUGH_PERMITS);
+        let mut n = 0u64;
+        for _ in 0..SEM_UNCONTENDED_ITERS {
+            for _ in 0..SEM_ACQUIRES_PER_ITER {
+                let permit = sem.acquire().await.map_err(|e| e.to_string())?;
+                drop(permit);
+                n += 1;
+            }
+        }
+        expect_eq("permits after the run", sem.available_permits(), SEM_ENOUGH_PERMITS)?;
+        Ok(n)
+    })?;
+    expect_eq("acquires", n, SEM_UNCONTENDED_ITERS * SEM_ACQUIRES_PER_ITER)?;
+    Ok(Report {
+        elapsed,
+        units: n,
+        check: n.to_string(),
+        extra: vec![],
+    })
+}
+
+// uncontended_concurrent / contended_concurrent: 6 spawned tasks joined with
+// try_join!, each acquiring and releasing once; 10 permits (enough) or 5 (one
+// task waits). Each task counts the holders while it holds its permit, so a
+// semaphore that let more than `permits` in would be caught.
+struct SemShared {
+    sem: Semaphore,
+    permits: usize,
+    holders: AtomicUsize,
+    too_many: AtomicUsize,
+}
+
+async fn sem_acquire_once(sh: Arc<SemShared>) {
+    let permit = sh.sem.acquire().await.expect("semaphore closed");
+    if sh.holders.fetch_add(1, Ordering::Relaxed) + 1 > sh.permits {
+        sh.too_many.fetch_add(1, Ordering::Relaxed);
+    }
+    sh.holders.fetch_sub(1, Ordering::Relaxed);
+    drop(permit);
+}
+
+fn sync_semaphore_concurrent(rt: &Runtime, permits: usize) -> Res<Report> {
+    let (n, elapsed) = run_in_root_task(rt, async move {
+        let sh = Arc::new(SemShared {
+            sem: Semaphore::new(permits),
+            permits,
+            holders: AtomicUsize::new(0),
+            too_many: AtomicUsize::new(0),
+        });
+        let mut n = 0u64;
+        for _ in 0..SEM_CONCURRENT_ITERS {
+            tokio::try_join!(
+                tokio::spawn(sem_acquire_once(sh.clone())),
+                tokio::spawn(sem_acquire_once(sh.clone())),
+                tokio::spawn(sem_acquire_once(sh.clone())),
+                tokio::spawn(sem_acquire_once(sh.clone())),
+                tokio::spawn(sem_acquire_once(sh.clone())),
+                tokio::spawn(sem_acquire_once(sh.clone())),
+            )
+            .map_err(|e| e.to_string())?;
+            n += SEM_ACQUIRES_PER_ITER;
+        }
+        expect_eq("holders above the permit count", sh.too_many.load(Ordering::Relaxed), 0)?;
+        expect_eq("permits after the run", sh.sem.available_permits(), permits)?;
+        Ok(n)
+    })?;
+    expect_eq("acquires", n, SEM_CONCURRENT_ITERS * SEM_ACQUIRES_PER_ITER)?;
+    Ok(Report {
+        elapsed,
+        units: n,
+        check: n.to_string(),
+        extra: vec![],
+    })
+}
+
+// TooManyCooks' channel benchmark at a size for 2 cores: 1,000,000 values
+// through one bounded (1,024) channel; producers = consumers = workers.
+// Tokio's mpsc has a single receiver, so the consumers share it behind a
+// tokio::sync::Mutex (the tokio-only way to have several consumers).
+fn sync_channel_tmc(rt: &Runtime, workers: usize) -> Res<Report> {
+    let ((count, sum), elapsed) = run_in_root_task(rt, async move {
+        let (tx, rx) = mpsc::channel::<u64>(TMC_CAPACITY);
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let mut consumers = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let rx = rx.clone();
+            consumers.push(tokio::spawn(async move {
+                let (mut count, mut sum) = (0u64, 0u64);
+                loop {
+                    let v = rx.lock().await.recv().await;
+                    match v {
+                        Some(v) => {
+                            count += 1;
+                            sum += v;
+                        }
+                        None => break,
+                    }
+                }
+                (count, sum)
+            }));
+        }
+        drop(rx);
+        let n = workers as u64;
+        let mut producers = Vec::with_capacity(workers);
+        for p in 0..n {
+            let tx = tx.clone();
+            let (from, to) = (TMC_ITEMS * p / n, TMC_ITEMS * (p + 1) / n);
+            producers.push(tokio::spawn(async move {
+                for i in from..to {
+                    tx.send(i).await.expect("receivers gone");
+                }
+            }));
+        }
+        drop(tx);
+        for h in producers {
+            h.await.map_err(|e| e.to_string())?;
+        }
+        let (mut count, mut sum) = (0u64, 0u64);
+        for h in consumers {
+            let (c, s) = h.await.map_err(|e| e.to_string())?;
+            count += c;
+            sum += s;
+        }
+        Ok((count, sum))
+    })?;
+    expect_eq("values received", count, TMC_ITEMS)?;
+    expect_eq("sum of values", sum, TMC_SUM)?;
+    Ok(Report {
+        elapsed,
+        units: TMC_ITEMS,
+        check: sum.to_string(),
+        extra: vec![],
+    })
+}
+
+fn run_sync(rt: &Runtime, workload: &str, workers: usize) -> Res<Report> {
+    match workload {
+        "sync_mpsc_contention_bounded" => sync_mpsc(rt, Mpsc::BoundedBig, true),
+        "sync_mpsc_contention_bounded_full" => sync_mpsc(rt, Mpsc::BoundedSmall, true),
+        "sync_mpsc_contention_unbounded" => sync_mpsc(rt, Mpsc::Unbounded, true),
+        "sync_mpsc_uncontended_bounded" => sync_mpsc(rt, Mpsc::BoundedBig, false),
+        "sync_mpsc_uncontended_unbounded" => sync_mpsc(rt, Mpsc::Unbounded, false),
+        "sync_oneshot_request_reply" => sync_oneshot_request_reply(rt),
+        "sync_notify_one" => sync_notify(rt, false),
+        "sync_notify_waiters" => sync_notify(rt, true),
+        "sync_semaphore_uncontended" => sync_semaphore_uncontended(rt),
+        "sync_semaphore_uncontended_concurrent" => sync_semaphore_concurrent(rt, SEM_ENOUGH_PERMITS),
+        "sync_semaphore_contended_concurrent" => sync_semaphore_concurrent(rt, SEM_SCARCE_PERMITS),
+        "sync_channel_tmc" => sync_channel_tmc(rt, workers),
+        other => Err(format!("unknown workload {:?}", other)),
+    }
+}
 // ---------------------------------------------------------------------------
 
 const WORKLOADS: &[&str] = &[
@@ -515,9 +938,25 @@ const WORKLOADS: &[&str] = &[
     "starve_A",
     "starve_B",
     "starve_C",
+    "sync_mpsc_contention_bounded",
+    "sync_mpsc_contention_bounded_full",
+    "sync_mpsc_contention_unbounded",
+    "sync_mpsc_uncontended_bounded",
+    "sync_mpsc_uncontended_unbounded",
+    "sync_oneshot_request_reply",
+    "sync_notify_one",
+    "sync_notify_waiters",
+    "sync_semaphore_uncontended",
+    "sync_semaphore_uncontended_concurrent",
+    "sync_semaphore_contended_concurrent",
+    "sync_channel_tmc",
 ];
 
-fn run(rt: &Runtime, workload: &str, duration: Duration) -> Res<Report> {
+fn run(rt: &Runtime, workload: &str, duration: Duration, workers: usize) -> Res<Report> {
+    if workload.starts_with("sync_") {
+        run_sync(rt, workload, workers)?; // untimed warm-up, result checked too
+        return run_sync(rt, workload, workers);
+    }
     let throughput: fn(&Runtime) -> Res<Report> = match workload {
         "spawn_many_remote_idle" => spawn_many_remote_idle,
         "spawn_many_local" => spawn_many_local,
@@ -591,7 +1030,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match run(&rt, &workload, Duration::from_millis(duration_ms)) {
+    match run(&rt, &workload, Duration::from_millis(duration_ms), workers) {
         Ok(r) => {
             print_ok(&workload, workers, &r);
             // Do not wait for leftover tasks (there should be none).
