@@ -223,6 +223,7 @@ void scheduler::monitor_loop() {
   // Sample a few times per slice: a poll is flagged between one slice and
   // one slice plus one tick after it started.
   const std::int64_t tick = std::max<std::int64_t>(time_slice_ns_ / 4, 50'000);
+  const std::int64_t victim_window = std::max<std::int64_t>(10'000'000, 4 * tick);
   const std::int64_t report_every = std::chrono::nanoseconds(tiers_->config().warn_interval).count();
   auto all_idle = [this] {
     if ((idle_state_.load(std::memory_order_seq_cst) >> idle_unparked_shift) != 0) return false;
@@ -281,9 +282,10 @@ void scheduler::monitor_loop() {
         x.idled = true;  // the poll ended; the thread restores itself
         continue;
       }
-      if (x.victim && now - x.wall0 >= tick) {
+      if (x.victim && now - x.wall0 >= victim_window) {
         // A victim of the OS that now gets the CPU and still does not end
-        // its poll is a hog after all: lower it like one.
+        // its poll is a hog after all: lower it like one. Judged over a
+        // window of several kernel slices (a tick would see all or nothing).
         const std::int64_t cpu = thread_cpu_ns(static_cast<int>(x.th->cpu_clock_id));
         if (cpu < 0 || (cpu - x.cpu0) * 2 >= now - x.wall0) {
           lower(x.th, x.seq);

@@ -66,6 +66,14 @@ std::size_t isolation_threads_for(const pulse::tier_config& c, std::size_t worke
 // ------------------------------------------------------------- completion
 
 void complete_task(task_header* t) {
+  // The result is outside the frame, so the frame -- the coroutine's
+  // parameters, the promise -- goes now, as a finished task's resources
+  // should, not when the join_handle is consumed. (An aborted task's frame
+  // is gone already.)
+  if (!t->keep_block) {
+    t->keep_block = true;
+    t->root.destroy();
+  }
 #if PULSE_PREEMPTION
   if (t->budget.tier) [[unlikely]]
     t->sched->forget_tier(t->budget.tier);

@@ -252,6 +252,59 @@ TEST_CASE("a poll slowed down by CPU contention is not blamed on the task", "[ho
   CHECK(m.total().stolen_polls >= 1);
 }
 
+TEST_CASE("a poll held up by CPU contention is handed off without dropping its thread to SCHED_IDLE",
+          "[hooks][stolen][handoff]") {
+  // Same contention as above, and a poll that never awaits for 150 ms of
+  // wall time, of which it gets about a quarter: the OS holds it up. Its
+  // slot is handed off at the threshold (20 ms here, so that the monitor
+  // judges the thread's share over many kernel slices), but its thread keeps
+  // normal priority (at SCHED_IDLE, against three pinned rivals, it would
+  // hardly run again).
+  if (::access("/proc/thread-self/schedstat", R_OK) != 0) {
+    WARN("no /proc/thread-self/schedstat: skipped");
+    return;
+  }
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(0, &one);
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> rivals;
+  const auto give_up = clk::now() + 5s;  // rivals stop anyway: no hang if this fails
+  for (int i = 0; i < 3; ++i)
+    rivals.emplace_back([&] {
+      pthread_setaffinity_np(pthread_self(), sizeof one, &one);
+      std::uint64_t x = 1;
+      while (!stop.load(std::memory_order_relaxed) && clk::now() < give_up) x = spin_work(x);
+      if (x == 0) std::abort();  // never: keeps the loop (no Catch2 macros off the main thread)
+    });
+  auto cfg = pulse::tier_config::balanced();
+  cfg.handoff_threshold = 20ms;
+  cfg.stall_threshold = 400ms;
+  auto rt = pulse::runtime::builder().worker_threads(1).tier_config(cfg).build();
+  int policy = -1;
+  rt.block_on([](cpu_set_t cpus, int* out) -> task<> {
+    co_await pulse::spawn([](cpu_set_t cpus, int* out) -> task<> {
+      pthread_setaffinity_np(pthread_self(), sizeof cpus, &cpus);
+      const std::uint64_t x = never_yielding_loop(clk::now() + 150ms);
+      *out = x ? sched_getscheduler(0) : -2;  // still inside the poll that lost its slot
+      cpu_set_t all;
+      CPU_ZERO(&all);
+      for (int c = 0; c < CPU_SETSIZE; ++c) CPU_SET(c, &all);
+      pthread_setaffinity_np(pthread_self(), sizeof all, &all);
+      co_return;
+    }(cpus, out));
+  }(one, &policy));
+  stop = true;
+  for (auto& t : rivals) t.join();
+  const auto m = rt.metrics();
+  INFO(pulse::to_string(m));
+  if (m.total().handoffs == 0 || m.total().stolen_polls == 0) {
+    WARN("no hand-off of a poll seen as held up by the OS (the monitor could not tell): skipped");
+    return;
+  }
+  CHECK(policy == SCHED_OTHER);
+}
+
 #endif  // PULSE_PREEMPTION
 
 TEST_CASE("fmt prints metrics, tiers and poll results", "[hooks][fmt]") {

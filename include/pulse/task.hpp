@@ -69,12 +69,10 @@ class promise_base {
       promise_base& p = h.promise();
       if (p.continuation_) return p.continuation_;  // awaited: resume the awaiter
       // The root of a spawned task: hand control back to the worker, which
-      // completes the join hand-over. The result is outside the frame, so
-      // the frame -- the coroutine's parameters, the promise -- goes now, as
-      // a finished task's resources should, not when the handle is consumed.
+      // completes the join hand-over and destroys the frame (complete_task).
+      // Not here: g++ keeps the awaiter's temporaries in the frame and may
+      // read them after await_suspend returns.
       this_worker()->outcome = poll_outcome::completed;
-      header_of<typename P::value_type>(h.address())->keep_block = true;
-      h.destroy();
       return std::noop_coroutine();
     }
     void await_resume() const noexcept {}
