@@ -83,6 +83,8 @@ extern "C" void on_handoff_signal(int) {
     // monitor asks again next tick.
     const bool accept = (seq & 1) && seq == target && th->pinned.load(std::memory_order_relaxed) == 0;
     if (accept) {
+      // When, for the poll trace (the TSC read is async-signal-safe).
+      if (th->trace) th->handoff_ticks.store(cpu_clock::get().ticks(), std::memory_order_relaxed);
       th->lost.store(true, std::memory_order_relaxed);
       // The poll loop looks at `lost` only after a flagged poll.
       th->preempt_seq.store(seq, std::memory_order_relaxed);

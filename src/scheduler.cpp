@@ -479,7 +479,18 @@ void scheduler::finish_lost_poll(worker_thread& th, task_header* t) {
     if (th.stolen_seq.load(std::memory_order_relaxed) == th.seq - 1) bump(th.stats.stolen_polls);
     else tiers_->on_stall(st, clk.to_ns(end));
     note_measured(th, t, (before | th.timed) ? clk.to_ns(end - th.poll_start) : untimed_poll_ns(th));
-    if (th.trace) record_trace(th, t, clk.to_ns(end - th.poll_start), st.tier, trace_outcome::handed_off);
+    if (th.trace) {
+      // The poll's start is only stamped for timed polls, which tracing makes every poll.
+      record_trace(th, t, clk.to_ns(end - th.poll_start), st.tier, trace_outcome::handed_off);
+      // And the moment the thread lost its slot (and dropped to SCHED_IDLE).
+      trace_event lost;
+      lost.task = t->obs.id;
+      lost.name = t->obs.name;
+      lost.start = th.handoff_ticks.load(std::memory_order_relaxed);
+      lost.tier = st.tier;
+      lost.outcome = trace_outcome::lost_slot;
+      th.trace->record(lost);
+    }
     std::memcpy(&t->budget.policy, &st, sizeof st);
     t->budget.tier = st.tier;
     if (st.tier != before)

@@ -105,6 +105,7 @@ struct worker_thread : worker {
   std::atomic<bool> has_cpu_clock{false};
   clockid_t cpu_clock_id{};  // this thread's CPU-time clock (valid while has_cpu_clock)
   std::unique_ptr<trace_ring> trace;  // poll trace (tracing on only)
+  std::atomic<std::uint64_t> handoff_ticks{0};  // when the slot was lost (tracing on only)
   int stat_fd = -1;          // its /proc/thread-self/stat; closed with the object
   ~worker_thread() {
     if (stat_fd >= 0) ::close(stat_fd);

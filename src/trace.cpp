@@ -38,6 +38,7 @@ const char* outcome_name(trace_outcome o) {
     case trace_outcome::preempted: return "preempted";
     case trace_outcome::completed: return "completed";
     case trace_outcome::handed_off: return "handed off";
+    case trace_outcome::lost_slot: return "lost slot";
   }
   return "?";
 }
@@ -91,6 +92,14 @@ void write_chrome_trace(const std::string& path,
       const double ts = static_cast<double>(clk.to_ns(e.start - origin)) / 1e3;
       // Named tasks show their name (the id is in the args), others "task <id>".
       label = e.name ? json_escaped(e.name) : fmt::format("task {}", e.task);
+      if (e.outcome == trace_outcome::lost_slot) {
+        // An instant on the thread's row: from here it runs at SCHED_IDLE.
+        fmt::print(f,
+                   R"({{"ph":"i","s":"t","name":"lost worker slot","cat":"handoff","pid":1,"tid":{},"ts":{:.3f},)"
+                   R"("args":{{"task":{},"task_name":"{}"}}}})",
+                   i, ts, e.task, label);
+        continue;
+      }
       fmt::print(f,
                  R"({{"ph":"X","name":"{}","cat":"{}","pid":1,"tid":{},"ts":{:.3f},"dur":{:.3f},)"
                  R"("args":{{"task":{},"tier":"{}","outcome":"{}"}}}})",

@@ -21,7 +21,9 @@ namespace pulse::detail {
 /// Polls kept per thread: the last 65,536 (2 MiB per thread).
 inline constexpr std::size_t trace_capacity = std::size_t{1} << 16;
 
-enum class trace_outcome : std::uint8_t { suspended, yielded, preempted, completed, handed_off };
+/// How a poll ended; lost_slot is not a poll but the moment (dur 0) the
+/// thread lost its worker slot to a spare while stuck in the poll.
+enum class trace_outcome : std::uint8_t { suspended, yielded, preempted, completed, handed_off, lost_slot };
 
 struct trace_event {
   std::uint64_t task = 0;      // task id
