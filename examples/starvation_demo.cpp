@@ -6,8 +6,11 @@
 // hogs than workers the probe stalls for whole hog lifetimes. The demo runs
 // the scenario twice: with preemption effectively off (no hand-off, no
 // isolation, a 10 s time slice), then with Pulse's defaults, printing the
-// probe's lateness every 250 ms and every tier change as it happens.
+// probe's lateness every 250 ms and every tier change as it happens, and
+// halfway through each run the runtime's task dump (which task runs where).
 //   starvation_demo [hogs=4] [seconds=2] [workers=2]
+// PULSE_TRACE=/tmp/t.json records every poll (scripts/trace_timeline.py
+// draws it); PULSE_METRICS_ENDPOINT=127.0.0.1:9464 serves Prometheus metrics.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -15,6 +18,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <string>
+#include <thread>
 #include <vector>
 #include <pulse/pulse.hpp>
 
@@ -42,16 +47,23 @@ double percentile(std::vector<double> v, double q) {
 // Prints every stall and tier change as it happens.
 struct tier_printer : pulse::runtime_hooks {
   clk::time_point start = clk::now();
+  // Only these two: a hook with per-poll callbacks would time every poll.
+  pulse::hook_events events() const noexcept override {
+    return pulse::hook_events::on_stall | pulse::hook_events::on_tier_change;
+  }
+  static std::string who(std::uint64_t id, const char* name) {
+    return name ? name : "task " + std::to_string(id);
+  }
   void on_stall(const pulse::stall_event& e) override {
-    std::printf("    %6.0f ms  worker %u stalled: task %#lx has run %.1f ms in one poll without an await%s\n",
+    std::printf("    %6.0f ms  worker %u stalled: %s has run %.1f ms in one poll without an await%s\n",
                 std::chrono::duration<double, std::milli>(clk::now() - start).count(), e.worker,
-                static_cast<unsigned long>(e.task), static_cast<double>(e.stalled_ns) / 1e6,
+                who(e.task_id, e.task_name).c_str(), static_cast<double>(e.stalled_ns) / 1e6,
                 e.handed_off ? " (its queues already run on another thread)" : "");
   }
   void on_tier_change(const pulse::tier_event& e) override {
-    std::printf("    %6.0f ms  task %#zx: tier %s -> %s\n",
+    std::printf("    %6.0f ms  %s: tier %s -> %s\n",
                 std::chrono::duration<double, std::milli>(clk::now() - start).count(),
-                static_cast<std::size_t>(e.task), pulse::to_string(e.from), pulse::to_string(e.to));
+                who(e.task_id, e.task_name).c_str(), pulse::to_string(e.from), pulse::to_string(e.to));
   }
 };
 
@@ -76,9 +88,10 @@ pulse::task<> probe(clk::time_point end, std::vector<double>* all) {
 pulse::task<> scenario(int hogs, std::chrono::milliseconds length) {
   const auto end = clk::now() + length;
   std::vector<double> late;
-  auto p = pulse::spawn(probe(end, &late));
+  auto p = pulse::spawn(probe(end, &late), {.name = "probe"});
+  static const char* const names[] = {"hog-1", "hog-2", "hog-3", "hog-4", "hog-5", "hog-6", "hog-7", "hog-8"};
   std::vector<pulse::join_handle<std::uint64_t>> hs;
-  for (int i = 0; i < hogs; ++i) hs.push_back(pulse::spawn(hog(end)));
+  for (int i = 0; i < hogs; ++i) hs.push_back(pulse::spawn(hog(end), {.name = i < 8 ? names[i] : "hog"}));
   std::uint64_t units = 0;
   for (auto& h : hs) units += co_await h;
   co_await p;
@@ -103,6 +116,16 @@ int main(int argc, char** argv) {
     b.worker_threads(workers).tier_config(on ? pulse::tier_config::balanced() : off);
     if (on) b.hooks(printer);
     auto rt = b.build();
+    if (const std::string at = rt.metrics_endpoint(); !at.empty())
+      std::printf("  (Prometheus metrics at http://%s/metrics)\n", at.c_str());
+    // Halfway through: what is running where, from a plain thread (the
+    // dump works while workers are stuck in the hogs).
+    std::thread dumper([&rt, length] {
+      std::this_thread::sleep_for(length / 2);
+      std::printf("  task dump at %lld ms:\n%s", static_cast<long long>(length.count() / 2),
+                  pulse::to_string(rt.dump_tasks()).c_str());
+    });
     rt.block_on(scenario(hogs, length));
+    dumper.join();
   }
 }

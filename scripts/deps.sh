@@ -3,14 +3,19 @@
 # Only missing packages are installed, so a second run needs no network.
 #
 #   scripts/deps.sh            g++ 12, CMake, Ninja, Catch2, Google Benchmark, liburing, fmt,
-#                              wrk (HTTP load for bench/compare's http_hello)
+#                              wrk (HTTP load for bench/compare's http_hello),
+#                              prometheus (promtool and the server tests/test_prometheus.cpp
+#                              validates and scrapes the metrics endpoint with)
 #   scripts/deps.sh --clang    the same plus clang 16 (clang-* presets)
+#   scripts/deps.sh --plot     the same plus python3-matplotlib (scripts/trace_timeline.py;
+#                              optional, no test needs it)
 set -euo pipefail
 
-packages=(g++ g++-12 cmake ninja-build pkg-config catch2 libbenchmark-dev liburing-dev libfmt-dev wrk)
+packages=(g++ g++-12 cmake ninja-build pkg-config catch2 libbenchmark-dev liburing-dev libfmt-dev wrk prometheus)
 for arg in "$@"; do
   case "$arg" in
     --clang) packages+=(clang-16 libclang-rt-16-dev) ;;
+    --plot) packages+=(python3-matplotlib) ;;
     *) echo "deps.sh: unknown argument '$arg'" >&2; exit 2 ;;
   esac
 done

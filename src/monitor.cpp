@@ -25,6 +25,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iterator>
+#include <string>
 #include <mutex>
 #include <vector>
 
@@ -66,6 +67,10 @@ extern "C" void on_handoff_signal(int) {
     const std::uint64_t want_bt = th->bt_request.load(std::memory_order_relaxed);
     if ((seq & 1) && want_bt == seq && th->bt_seq.load(std::memory_order_relaxed) != seq) {
       th->bt_task.store(reinterpret_cast<std::uintptr_t>(th->current), std::memory_order_relaxed);
+      // The task is alive while its poll runs: its id and name can be read
+      // here, on its own thread, and not later by the monitor.
+      th->bt_task_id.store(th->current ? th->current->obs.id : 0, std::memory_order_relaxed);
+      th->bt_task_name.store(th->current ? th->current->obs.name : nullptr, std::memory_order_relaxed);
       th->bt_depth.store(under_tsan ? 0 : ::backtrace(th->bt_frames, static_cast<int>(std::size(th->bt_frames))),
                          std::memory_order_relaxed);
       th->bt_seq.store(seq, std::memory_order_release);
@@ -78,6 +83,8 @@ extern "C" void on_handoff_signal(int) {
     // monitor asks again next tick.
     const bool accept = (seq & 1) && seq == target && th->pinned.load(std::memory_order_relaxed) == 0;
     if (accept) {
+      // When, for the poll trace (the TSC read is async-signal-safe).
+      if (th->trace) th->handoff_ticks.store(cpu_clock::get().ticks(), std::memory_order_relaxed);
       th->lost.store(true, std::memory_order_relaxed);
       // The poll loop looks at `lost` only after a flagged poll.
       th->preempt_seq.store(seq, std::memory_order_relaxed);
@@ -104,13 +111,12 @@ void install_handoff_handler() {
 // Prints a stall report: the poll, how long, and where the stuck thread
 // was (symbolised by glibc: exported symbols by name, the rest as
 // module+offset for addr2line).
-void print_stall(std::size_t slot, std::uintptr_t task, std::int64_t ns, bool handed_off,
-                 void* const* frames, int depth) {
-  char who[40] = "a task";
-  if (task) std::snprintf(who, sizeof who, "task %#lx", static_cast<unsigned long>(task));
+void print_stall(std::size_t slot, std::uint64_t task_id, const char* task_name, std::int64_t ns,
+                 bool handed_off, void* const* frames, int depth) {
+  const std::string who = task_id ? task_label(task_id, task_name) : std::string("a task");
   std::fprintf(stderr,
                "pulse: worker %zu stalled: %s has run for %.1f ms in one poll without yielding%s\n",
-               slot, who, static_cast<double>(ns) / 1e6,
+               slot, who.c_str(), static_cast<double>(ns) / 1e6,
                handed_off ? "; its queues moved to another thread" : "");
   if (depth <= 0) {
     std::fprintf(stderr, under_tsan ? "  (no backtrace under ThreadSanitizer)\n"
@@ -240,15 +246,17 @@ void scheduler::monitor_loop() {
   };
   auto report_stall = [&](const pending_report& r, std::int64_t now) {
     stalls_.fetch_add(1, std::memory_order_relaxed);
+    bump(r.th->stalls);  // only the monitor writes it
     const bool have_task = r.th->bt_seq.load(std::memory_order_acquire) == r.seq;
     const stall_event e{static_cast<std::uint32_t>(r.slot), now - r.since, r.handed_off,
-                        have_task ? r.th->bt_task.load(std::memory_order_relaxed) : 0};
+                        have_task ? r.th->bt_task.load(std::memory_order_relaxed) : 0,
+                        have_task ? r.th->bt_task_id.load(std::memory_order_relaxed) : 0,
+                        have_task ? r.th->bt_task_name.load(std::memory_order_relaxed) : nullptr};
     // Rate-limited like the warnings: a stall storm must not flood stderr.
     if (now - last_report >= report_every) {
       last_report = now;
-      const bool have_bt = r.th->bt_seq.load(std::memory_order_acquire) == r.seq;
-      print_stall(r.slot, have_bt ? r.th->bt_task.load(std::memory_order_relaxed) : 0, now - r.since,
-                  r.handed_off, r.th->bt_frames, have_bt ? r.th->bt_depth.load(std::memory_order_relaxed) : 0);
+      print_stall(r.slot, e.task_id, e.task_name, now - r.since, r.handed_off, r.th->bt_frames,
+                  have_task ? r.th->bt_depth.load(std::memory_order_relaxed) : 0);
     }
     each_hook(hook_events::on_stall, [&](runtime_hooks& h) { h.on_stall(e); });
   };
@@ -258,10 +266,20 @@ void scheduler::monitor_loop() {
   // cut the monitor's wake-ups 4x in skynet, but starve_A's probe lost
   // wake-ups in 3 of 3 interleaved pairs on a loaded machine: not kept.)
   std::int64_t sleep_ns = tick;
+  // The dump's clock (observe.hpp): every thread's poll_seq, each tick.
+  // The monitor is the only thread that adds to threads_ after start(),
+  // so it reads the vector without the lock.
+  auto record_seqs = [&](std::int64_t now) {
+    for (const auto& th : threads_) th->seq_times.record(th->poll_seq.load(std::memory_order_relaxed), now, tick);
+  };
+  record_seqs(now_ns());
   while (!shutdown_.load(std::memory_order_acquire)) {
     if (all_idle() && reports.empty() && lost.empty()) {
       // Every worker is parked, no isolated task runs, and no thread that
-      // lost its slot is still stuck in its poll: sleep until woken.
+      // lost its slot is still stuck in its poll: sleep until woken. (A
+      // last sample first, so that polls from before the sleep are not
+      // dated by the first sample after it.)
+      record_seqs(now_ns());
       monitor_sleeping_.store(true, std::memory_order_seq_cst);
       if (all_idle() && !shutdown_.load(std::memory_order_acquire)) monitor_drv_->park(-1);
       monitor_sleeping_.store(false, std::memory_order_relaxed);
@@ -271,6 +289,7 @@ void scheduler::monitor_loop() {
     monitor_drv_->park(sleep_ns);
     const std::int64_t now = now_ns();
     std::int64_t next_due = timer_heap::never;  // earliest future sleeper behind a running poll
+    record_seqs(now);
     // Stall reports whose backtrace arrived (or that waited long enough).
     std::erase_if(reports, [&](const pending_report& r) {
       // The stuck thread answers when it next gets a CPU, which on a loaded
@@ -320,6 +339,8 @@ void scheduler::monitor_loop() {
         l.seq = s;
         l.since = now;
       } else if ((s & 1) && l.flagged != s && now - l.since >= time_slice_ns_) {
+        iso_ctx_[i]->flag_since.store(l.since, std::memory_order_relaxed);
+        iso_ctx_[i]->flag_seq.store(s, std::memory_order_release);
         iso_ctx_[i]->preempt_seq.store(s, std::memory_order_relaxed);
         l.flagged = s;
       }
@@ -418,6 +439,9 @@ void scheduler::monitor_loop() {
         // Flag it either way: the waiting tasks need the CPU back.
         (void)check_stolen();
         owner->kick_seq.store(~std::uint64_t{0}, std::memory_order_relaxed);  // long after all
+        // When it was first seen, for the poll's slow path to date it.
+        owner->flag_since.store(l.since, std::memory_order_relaxed);
+        owner->flag_seq.store(s, std::memory_order_release);
         owner->preempt_seq.store(s, std::memory_order_relaxed);
         l.flagged = s;
       } else if (timer_due && l.flagged != s && l.kicked != s) {

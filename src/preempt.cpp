@@ -25,7 +25,7 @@ void scheduler::begin_timed_poll(worker_thread& th, task_header* t) {
   th.poll_start = cpu_clock::get().ticks();
   if (!hooks_for_[0].empty()) {
     const poll_start_event e{reinterpret_cast<std::uintptr_t>(t), th.index,
-                             static_cast<tier>(t->budget.tier & 3u)};
+                             static_cast<tier>(t->budget.tier & 3u), t->obs.id, t->obs.name};
     each_hook(hook_events::before_poll, [&](runtime_hooks& h) { h.before_poll(e); });
   }
 }
@@ -82,6 +82,10 @@ void scheduler::account_poll(worker_thread& th, task_header* t, bool long_poll,
     bump(th.stats.long_polls);
     poll_ns = std::max(poll_ns, time_slice_ns_ + 1);
   }
+  // What the dump and the histogram learn: the exact time of a timed poll;
+  // for an untimed one the monitor flagged, the time since it first saw it.
+  if (stamped) note_measured(th, t, elapsed);
+  else if (long_poll) note_measured(th, t, untimed_poll_ns(th));
   // The monitor found that the OS ran something else on this thread's CPU
   // for most of the poll: not the task's fault, so not a violation.
   if (poll_ns > time_slice_ns_ &&
@@ -115,12 +119,27 @@ void scheduler::account_poll(worker_thread& th, task_header* t, bool long_poll,
                : outcome == poll_outcome::yielded ? poll_result::yielded
                                                   : poll_result::suspended;
     e.tier = st.level();
+    e.task_id = t->obs.id;
+    e.task_name = t->obs.name;
     each_hook(hook_events::after_poll, [&](runtime_hooks& h) { h.after_poll(e); });
     if (e.result == poll_result::yielded)
       each_hook(hook_events::on_yield, [&](runtime_hooks& h) { h.on_yield(e); });
     else if (e.result == poll_result::completed)
       each_hook(hook_events::on_complete, [&](runtime_hooks& h) { h.on_complete(e); });
   }
+}
+
+// The duration of the untimed poll that just ended on `th`, which the
+// monitor flagged: from the monitor's first sighting of it (so up to one
+// sampling period short), or the time slice if that is unknown.
+std::int64_t scheduler::untimed_poll_ns(worker_thread& th) noexcept {
+  if (th.flag_seq.load(std::memory_order_acquire) != th.seq - 1) return time_slice_ns_;
+  return std::max<std::int64_t>(now_ns() - th.flag_since.load(std::memory_order_relaxed), time_slice_ns_);
+}
+
+void scheduler::note_measured(worker_thread& th, task_header* t, std::int64_t ns) noexcept {
+  th.measured.add(ns);
+  note_measured_poll(t, ns);
 }
 
 // Counters, per-tier counts and on_tier_change for a task that moved from
@@ -130,7 +149,8 @@ tier_event scheduler::note_tier_change(worker_thread& th, task_header* t, tier f
   bump(promoted ? th.stats.promotions : th.stats.demotions);
   if (from != tier::monitor) forget_tier(static_cast<std::uint8_t>(from));
   if (to != tier::monitor) tier_counts_[static_cast<unsigned>(to)].fetch_add(1, std::memory_order_relaxed);
-  const tier_event e{reinterpret_cast<std::uintptr_t>(t), th.index, from, to, poll_ns};
+  t->dump_tier.store(static_cast<std::uint8_t>(to), std::memory_order_relaxed);
+  const tier_event e{reinterpret_cast<std::uintptr_t>(t), th.index, from, to, poll_ns, t->obs.id, t->obs.name};
   each_hook(hook_events::on_tier_change, [&](runtime_hooks& h) { h.on_tier_change(e); });
   return e;
 }
@@ -140,7 +160,8 @@ tier_event scheduler::note_tier_change(worker_thread& th, task_header* t, tier f
 void scheduler::record_trace(worker_thread& th, task_header* t, std::int64_t dur_ns, std::uint8_t tier,
                              trace_outcome outcome) noexcept {
   trace_event ev;
-  ev.task = reinterpret_cast<std::uintptr_t>(t);
+  ev.task = t->obs.id;
+  ev.name = t->obs.name;
   ev.start = th.poll_start;
   ev.dur_ns = static_cast<std::uint32_t>(std::clamp<std::int64_t>(dur_ns, 0, 0xffffffff));
   ev.tier = tier;
@@ -156,10 +177,10 @@ void scheduler::warn(const tier_event& e, std::int64_t poll_ns) {
   std::int64_t last = last_warn_ns_.load(std::memory_order_relaxed);
   if (now - last < every || !last_warn_ns_.compare_exchange_strong(last, now)) return;
   fmt::print(stderr,
-             "pulse: task {:#x} promoted {} -> {} on thread {}: repeated polls over its time slice "
+             "pulse: {} promoted {} -> {} on thread {}: repeated polls over its time slice "
              "(this one: {:.2f} ms{})\n",
-             e.task, to_string(e.from), to_string(e.to), e.thread, static_cast<double>(poll_ns) / 1e6,
-             e.from == tier::monitor ? " or more" : "");
+             task_label(e.task_id, e.task_name), to_string(e.from), to_string(e.to), e.thread,
+             static_cast<double>(poll_ns) / 1e6, e.from == tier::monitor ? " or more" : "");
   each_hook(hook_events::on_warn, [&](runtime_hooks& h) { h.on_warn(e); });
 }
 
@@ -205,6 +226,8 @@ void scheduler::isolation_main(worker_thread& th) {
     th.current = t;
     th.outcome = poll_outcome::suspended;
     th.poll_seq.store(++th.seq, std::memory_order_relaxed);  // the monitor flags long polls here too
+    t->obs.where.store(th.seq, std::memory_order_relaxed);
+    bump(t->obs.polls);
     begin_timed_poll(th, t);  // budget by tier, start stamp, before_poll hooks
     t->resume.resume();
     th.poll_seq.store(++th.seq, std::memory_order_relaxed);
@@ -241,16 +264,20 @@ void scheduler::isolation_main(worker_thread& th) {
 runtime_metrics scheduler::metrics() const {
   runtime_metrics m;
 #if PULSE_PREEMPTION
-  std::lock_guard lock(const_cast<std::mutex&>(threads_mu_));
+  // Untimed polls that the monitor did not flag ended within a slice plus
+  // one sampling period of their first sighting.
+  m.sampling_period_ns = std::max<std::int64_t>(time_slice_ns_ / 4, 50'000);
+  m.untimed_bucket = poll_bucket(time_slice_ns_ + m.sampling_period_ns);
+  std::unique_lock lock(const_cast<std::mutex&>(threads_mu_));
   for (const auto& th : threads_) {
     const auto& c = th->stats;
     runtime_metrics::thread t;
     t.handoffs = c.handoffs.load(std::memory_order_relaxed);
     // Every poll adds 2 to poll_seq (1 when it starts: a running poll counts);
     // so does each return of a thread that lost its slot (become_spare),
-    // which is no poll.
-    t.polls = (th->poll_seq.load(std::memory_order_relaxed) + 1) / 2 - t.handoffs +
-              c.extra_polls.load(std::memory_order_relaxed);
+    // which is no poll. Seqs start at the thread's tag (seq_tag).
+    const std::uint64_t seqs = th->poll_seq.load(std::memory_order_acquire) - seq_tag(th->index);
+    t.polls = (seqs + 1) / 2 - t.handoffs + c.extra_polls.load(std::memory_order_relaxed);
     t.long_polls = c.long_polls.load(std::memory_order_relaxed);
     t.budget_yields = c.budget_yields.load(std::memory_order_relaxed);
     t.preempt_yields = c.preempt_yields.load(std::memory_order_relaxed);
@@ -260,6 +287,17 @@ runtime_metrics scheduler::metrics() const {
     t.parks = c.parks.load(std::memory_order_relaxed);
     t.handoffs = c.handoffs.load(std::memory_order_relaxed);
     t.stolen_polls = c.stolen_polls.load(std::memory_order_relaxed);
+    t.stalls = th->stalls.load(std::memory_order_relaxed);
+    // The measured polls, read after poll_seq: every poll but the latest
+    // has been accounted by the time the latest started, so leaving the
+    // latest out keeps the untimed count from ever going down.
+    std::uint64_t measured = 0;
+    for (std::size_t b = 0; b < runtime_metrics::poll_buckets; ++b) {
+      t.poll_histogram[b] = th->measured.counts[b].load(std::memory_order_relaxed);
+      measured += t.poll_histogram[b];
+    }
+    t.measured_poll_ns = th->measured.sum_ns.load(std::memory_order_relaxed);
+    if (t.polls > measured + 1) t.poll_histogram[m.untimed_bucket] += t.polls - 1 - measured;
     if (th->has_cpu_clock.load(std::memory_order_acquire)) {
       // The thread may exit right after the check: then the read fails
       // (-1) or, if its id were already reused, reads a stranger's clock
@@ -267,16 +305,25 @@ runtime_metrics scheduler::metrics() const {
       const std::int64_t ns = thread_cpu_ns(static_cast<int>(th->cpu_clock_id));
       t.cpu_ns = ns > 0 ? static_cast<std::uint64_t>(ns) : 0;
     }
-    t.kind = std::find(iso_ctx_.begin(), iso_ctx_.end(), th.get()) != iso_ctx_.end()
-                 ? runtime_metrics::thread::role::isolation
-                 : runtime_metrics::thread::role::worker;
+    t.kind = th->isolation ? runtime_metrics::thread::role::isolation : runtime_metrics::thread::role::worker;
     m.threads.push_back(t);
   }
+  lock.unlock();
   m.stalls = stalls_.load(std::memory_order_relaxed);
   m.isolated_tasks = isolated_.load(std::memory_order_relaxed);
   for (unsigned i = 0; i < 4; ++i) m.tasks_in_tier[i] = tier_counts_[i].load(std::memory_order_relaxed);
   m.clock = cpu_clock::get().describe();
+  m.isolation_queue_depth = iso_queue_.size();
+#else
+  m.untimed_bucket = runtime_metrics::poll_buckets - 1;
 #endif
+  for (const auto& w : slots_) m.local_queue_depth.push_back(w->queue.size());
+  m.global_queue_depth = injector_.size();
+  m.live_tasks = foreign_tasks_.count.load(std::memory_order_relaxed);
+  {
+    std::lock_guard lock(const_cast<std::mutex&>(threads_mu_));
+    for (const auto& th : threads_) m.live_tasks += th->tasks.sched ? th->tasks.count.load(std::memory_order_relaxed) : 0;
+  }
   return m;
 }
 

@@ -78,6 +78,7 @@ void complete_task(task_header* t) {
   if (t->budget.tier) [[unlikely]]
     t->sched->forget_tier(t->budget.tier);
 #endif
+  t->sched->unregister(t);
   t->run_state.store(run::done, std::memory_order_release);
   const std::uint32_t old = t->join_state.fetch_or(join::complete, std::memory_order_acq_rel);
   // From here on the join_handle may free `t`, unless it must first wait for
@@ -131,7 +132,10 @@ void wake_sleeper(timer_node* n) {
 }
 
 bool submit_remote(scheduler* s, task_header* h) {
-  if (!s->accepting()) return false;
+  if (!s->accepting()) {
+    s->unregister(h);
+    return false;
+  }
   h->next = nullptr;
   s->push_remote(h, h, 1);
   return true;
@@ -140,7 +144,44 @@ bool submit_remote(scheduler* s, task_header* h) {
 std::shared_ptr<scheduler> make_scheduler(const runtime_config& cfg) {
   auto s = std::make_shared<scheduler>(cfg);
   s->start(cfg.thread_name);
+  std::string endpoint = cfg.metrics_endpoint;
+  if (const char* env = std::getenv("PULSE_METRICS_ENDPOINT"); endpoint.empty() && env && *env) endpoint = env;
+  if (!endpoint.empty()) {
+    try {
+      s->start_metrics_endpoint(endpoint);
+    } catch (...) {
+      s->shutdown();
+      throw;
+    }
+  }
   return s;
+}
+
+// ------------------------------------------------------------- registry
+
+void refill_task_ids(registry_shard& r) noexcept { r.sched->refill_ids(r); }
+
+void register_foreign_task(scheduler* s, task_header* t) noexcept { s->register_foreign(t); }
+
+void scheduler::refill_ids(registry_shard& r) noexcept {
+  r.next_id = next_task_id_.fetch_add(task_id_block, std::memory_order_relaxed);
+  r.id_end = r.next_id + task_id_block;
+}
+
+void scheduler::register_foreign(task_header* t) noexcept {
+  registry_shard& r = foreign_tasks_;
+  std::lock_guard lock(r.lock);
+  // One id at a time: foreign spawns are rare, and a block would make ids
+  // jump by 1024 between threads for no gain.
+  t->obs.id = next_task_id_.fetch_add(1, std::memory_order_relaxed);
+  t->obs.shard = 0;
+  r.link(t);
+}
+
+void scheduler::unregister(task_header* t) noexcept {
+  registry_shard& r = *shards_[t->obs.shard];
+  std::lock_guard lock(r.lock);
+  r.unlink(t);
 }
 
 void shutdown_scheduler(scheduler* s) { s->shutdown(); }
@@ -154,6 +195,7 @@ pulse::io_backend scheduler_io_backend(const scheduler* s) noexcept { return s->
 scheduler::scheduler(const runtime_config& cfg) {
   const std::size_t n = cfg.worker_threads ? cfg.worker_threads : default_worker_count();
   if (n > 0xfffe) throw usage_error("pulse: too many worker threads (at most 65534)");
+  foreign_tasks_.sched = this;
   slots_.reserve(n);
   auto drivers = io::make_slot_drivers(cfg.io_backend, n, &io_backend_);
   for (std::size_t i = 0; i < n; ++i) {
@@ -173,6 +215,10 @@ scheduler::scheduler(const runtime_config& cfg) {
   stall_ns_ = std::chrono::nanoseconds(tiers.stall_threshold).count();
   max_threads_ = n + tiers.max_compensating_threads +
                  (tiers.isolate_enabled ? isolation_threads_for(tiers, n) : 0);
+  // Shard indices are 16 bits; threads beyond that register as foreign.
+  shard_capacity_ = std::min<std::size_t>(max_threads_ + 1, 0xffff);
+  shards_ = std::make_unique<registry_shard*[]>(shard_capacity_);
+  shards_[0] = &foreign_tasks_;
   tiers_ = std::make_unique<tier_manager>(tiers);
   hooks_ = cfg.hooks;
 #if PULSE_PREEMPTION
@@ -205,6 +251,8 @@ void scheduler::start(const std::string& thread_name) {
         {
           std::lock_guard lock(threads_mu_);
           p->index = static_cast<std::uint32_t>(threads_.size());
+          p->isolation = true;
+          adopt_thread(*p);
           p->timed = (per_poll_hooks_ || !trace_path_.empty()) ? 1 : 0;
           if (!trace_path_.empty()) p->trace = std::make_unique<trace_ring>(trace_capacity);
           threads_.push_back(std::move(th));
@@ -223,6 +271,23 @@ void scheduler::start(const std::string& thread_name) {
   }
 }
 
+// A new runtime thread (caller holds threads_mu_, the thread has not
+// started): its poll seqs carry its index, its registry shard goes in the
+// table.
+void scheduler::adopt_thread(worker_thread& th) noexcept {
+#if PULSE_PREEMPTION
+  th.seq = seq_tag(th.index);
+  th.poll_seq.store(th.seq, std::memory_order_relaxed);
+#endif
+  th.tasks.thread = &th;
+  const std::size_t shard = std::size_t{th.index} + 1;
+  if (shard < shard_capacity_) {
+    th.tasks.index = static_cast<std::uint16_t>(shard);
+    th.tasks.sched = this;
+    shards_[shard] = &th.tasks;
+  }  // else sched stays null: its spawns go to the foreign shard
+}
+
 worker_thread* scheduler::spawn_thread(worker_slot* first) {
   std::lock_guard lock(threads_mu_);
   auto th = std::make_unique<worker_thread>();
@@ -234,6 +299,7 @@ worker_thread* scheduler::spawn_thread(worker_slot* first) {
   if (!trace_path_.empty()) p->trace = std::make_unique<trace_ring>(trace_capacity);
 #endif
   p->index = static_cast<std::uint32_t>(threads_.size());
+  adopt_thread(*p);
   if (first) first->owner.store(p, std::memory_order_release);  // the monitor reads *p
   threads_.push_back(std::move(th));
   p->thread = std::thread([this, p] { thread_main(*p); });
@@ -402,6 +468,10 @@ PULSE_ALWAYS_INLINE bool scheduler::poll(worker_thread& th, worker_slot& w, task
   // callbacks, are "watched": their polls are timed and accounted (out of
   // line). Everyone else pays two stores, a load and one branch here.
   th.poll_seq.store(++th.seq, std::memory_order_relaxed);
+  // For the task dump: which poll was its last (which also names the
+  // thread, see seq_tag) and how many it had. Two plain stores.
+  t->obs.where.store(th.seq, std::memory_order_relaxed);
+  bump(t->obs.polls);
   const std::uint8_t watched = t->budget.tier | th.timed;
   t->budget.remaining = th.budget_for[0];
   if (watched) [[unlikely]]
@@ -459,7 +529,19 @@ void scheduler::finish_lost_poll(worker_thread& th, task_header* t) {
     // stalled this poll, not the task. Compensated all the same, not blamed.
     if (th.stolen_seq.load(std::memory_order_relaxed) == th.seq - 1) bump(th.stats.stolen_polls);
     else tiers_->on_stall(st, clk.to_ns(end));
-    if (th.trace) record_trace(th, t, clk.to_ns(end - th.poll_start), st.tier, trace_outcome::handed_off);
+    note_measured(th, t, (before | th.timed) ? clk.to_ns(end - th.poll_start) : untimed_poll_ns(th));
+    if (th.trace) {
+      // The poll's start is only stamped for timed polls, which tracing makes every poll.
+      record_trace(th, t, clk.to_ns(end - th.poll_start), st.tier, trace_outcome::handed_off);
+      // And the moment the thread lost its slot (and dropped to SCHED_IDLE).
+      trace_event lost;
+      lost.task = t->obs.id;
+      lost.name = t->obs.name;
+      lost.start = th.handoff_ticks.load(std::memory_order_relaxed);
+      lost.tier = st.tier;
+      lost.outcome = trace_outcome::lost_slot;
+      th.trace->record(lost);
+    }
     std::memcpy(&t->budget.policy, &st, sizeof st);
     t->budget.tier = st.tier;
     if (st.tier != before)

@@ -19,6 +19,7 @@
 
 #include "cpu_clock.hpp"
 #include "driver.hpp"
+#include "observe.hpp"
 #include "trace.hpp"
 #include "pulse/detail/frame_allocator.hpp"
 #include "pulse/detail/injector.hpp"
@@ -64,8 +65,18 @@ struct worker_thread : worker {
   std::unique_ptr<driver> drv = make_futex_driver();  // a spare parks here
   std::atomic<worker_slot*> assigned{nullptr};        // slot to take over (spares)
   bool usable = true;  // false once it could not return to normal priority
+  bool isolation = false;  // an isolation thread (fixed at creation)
   std::mutex prio_mu;  // orders the monitor's SCHED_IDLE against the thread's restore
 #if PULSE_PREEMPTION
+  // ---- observability (see observe.hpp) ----
+  seq_history seq_times;        // written by the monitor
+  poll_histogram measured;      // written by this thread's slow paths
+  std::atomic<std::uint64_t> stalls{0};  // written by the monitor
+  // When the monitor flagged a poll, when it had first seen it running
+  // (flag_since, steady-clock ns, stored before flag_seq is published), so
+  // the poll's slow path can date an untimed poll.
+  std::atomic<std::int64_t> flag_since{0};
+  std::atomic<std::uint64_t> flag_seq{~std::uint64_t{0}};
   // Hand-off handshake with the monitor: the monitor writes the stuck
   // poll's seq to `handoff_target` and signals the thread; the signal
   // handler, on this thread, answers in `handoff_ack` (2*seq+1: accepted,
@@ -81,6 +92,8 @@ struct worker_thread : worker {
   // later request may overwrite them meanwhile: atomics, not plain data).
   std::atomic<int> bt_depth{0};
   std::atomic<std::uintptr_t> bt_task{0};  // the task that was running then
+  std::atomic<std::uint64_t> bt_task_id{0};
+  std::atomic<const char*> bt_task_name{nullptr};
   void* bt_frames[32] = {};
   // The monitor stores the seq of a long poll for which this thread got
   // less than half of the CPU while it ran: time the OS took, not the task's
@@ -92,6 +105,7 @@ struct worker_thread : worker {
   std::atomic<bool> has_cpu_clock{false};
   clockid_t cpu_clock_id{};  // this thread's CPU-time clock (valid while has_cpu_clock)
   std::unique_ptr<trace_ring> trace;  // poll trace (tracing on only)
+  std::atomic<std::uint64_t> handoff_ticks{0};  // when the slot was lost (tracing on only)
   int stat_fd = -1;          // its /proc/thread-self/stat; closed with the object
   ~worker_thread() {
     if (stat_fd >= 0) ::close(stat_fd);
@@ -117,7 +131,15 @@ class scheduler {
 
   void push_remote(task_header* first, task_header* last, std::uint32_t n);
   runtime_metrics metrics() const;
+  pulse::task_dump dump_tasks() const;
+  std::string metrics_endpoint() const { return metrics_endpoint_; }
+  /// Serves metrics() over HTTP (src/metrics_server.cpp); build() calls it.
+  void start_metrics_endpoint(const std::string& address);
   void write_trace(const std::string& path);
+  /// complete_task(): `t` leaves the registry (before anyone may free it).
+  void unregister(task_header* t) noexcept;
+  void register_foreign(task_header* t) noexcept;
+  void refill_ids(registry_shard& r) noexcept;
   /// A finished task was in a tier other than monitor.
   void forget_tier(std::uint8_t tier) noexcept;
   bool accepting() const noexcept { return accepting_.load(std::memory_order_acquire); }
@@ -140,6 +162,8 @@ class scheduler {
                               std::int64_t poll_ns);
   void record_trace(worker_thread& th, task_header* t, std::int64_t dur_ns, std::uint8_t tier,
                     trace_outcome outcome) noexcept;
+  std::int64_t untimed_poll_ns(worker_thread& th) noexcept;
+  void note_measured(worker_thread& th, task_header* t, std::int64_t ns) noexcept;
   void isolation_main(worker_thread& th);
   void isolate(task_header* t);
   void begin_timed_poll(worker_thread& th, task_header* t);
@@ -157,10 +181,20 @@ class scheduler {
   void wake_monitor() noexcept;
   void monitor_loop();
   worker_thread* spawn_thread(worker_slot* first);
+  void adopt_thread(worker_thread& th) noexcept;
   worker_thread* take_spare();
   void become_spare(worker_thread& th);
 
   std::vector<std::unique_ptr<worker_slot>> slots_;
+  // The live-task registry: shard 0 takes spawns from foreign threads,
+  // shard i + 1 is thread i's. The table has room for max_threads_ + 1
+  // shards and is filled before each thread starts, so completers read it
+  // without a lock.
+  registry_shard foreign_tasks_;
+  std::unique_ptr<registry_shard*[]> shards_;
+  std::size_t shard_capacity_ = 0;
+  std::atomic<std::uint64_t> next_task_id_{1};
+  std::string metrics_endpoint_;  // where the metrics server listens, or ""
   pulse::io_backend io_backend_ = pulse::io_backend::epoll;  // chosen in the constructor
   std::mutex threads_mu_;  // guards threads_ and spares_
   std::vector<std::unique_ptr<worker_thread>> threads_;

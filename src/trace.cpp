@@ -4,6 +4,8 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <string>
+#include <string_view>
 #include <system_error>
 
 #include "cpu_clock.hpp"
@@ -36,8 +38,26 @@ const char* outcome_name(trace_outcome o) {
     case trace_outcome::preempted: return "preempted";
     case trace_outcome::completed: return "completed";
     case trace_outcome::handed_off: return "handed off";
+    case trace_outcome::lost_slot: return "lost slot";
   }
   return "?";
+}
+// JSON string contents: quotes, backslashes and control characters escaped.
+std::string json_escaped(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (u < 0x20) {
+      out += fmt::format("\\u{:04x}", u);
+    } else {
+      out += c;
+    }
+  }
+  return out;
 }
 const char* tier_name(std::uint8_t t) {
   static const char* const names[] = {"monitor", "warn", "yield", "isolate"};
@@ -62,17 +82,28 @@ void write_chrome_trace(const std::string& path,
     if (!first) std::fputs(",\n", f);
     first = false;
   };
+  std::string label;
   for (std::size_t i = 0; i < threads.size(); ++i) {
     sep();
     fmt::print(f, R"({{"ph":"M","name":"thread_name","pid":1,"tid":{},"args":{{"name":"{}"}}}})", i,
-               threads[i].first);
+               json_escaped(threads[i].first));
     for (const auto& e : evs[i]) {
       sep();
       const double ts = static_cast<double>(clk.to_ns(e.start - origin)) / 1e3;
+      // Named tasks show their name (the id is in the args), others "task <id>".
+      label = e.name ? json_escaped(e.name) : fmt::format("task {}", e.task);
+      if (e.outcome == trace_outcome::lost_slot) {
+        // An instant on the thread's row: from here it runs at SCHED_IDLE.
+        fmt::print(f,
+                   R"({{"ph":"i","s":"t","name":"lost worker slot","cat":"handoff","pid":1,"tid":{},"ts":{:.3f},)"
+                   R"("args":{{"task":{},"task_name":"{}"}}}})",
+                   i, ts, e.task, label);
+        continue;
+      }
       fmt::print(f,
-                 R"({{"ph":"X","name":"task {:#x}","cat":"{}","pid":1,"tid":{},"ts":{:.3f},"dur":{:.3f},)"
-                 R"("args":{{"task":"{:#x}","tier":"{}","outcome":"{}"}}}})",
-                 e.task, tier_name(e.tier), i, ts, static_cast<double>(e.dur_ns) / 1e3, e.task,
+                 R"({{"ph":"X","name":"{}","cat":"{}","pid":1,"tid":{},"ts":{:.3f},"dur":{:.3f},)"
+                 R"("args":{{"task":{},"tier":"{}","outcome":"{}"}}}})",
+                 label, tier_name(e.tier), i, ts, static_cast<double>(e.dur_ns) / 1e3, e.task,
                  tier_name(e.tier), outcome_name(e.outcome));
     }
   }

@@ -18,20 +18,23 @@
 
 namespace pulse::detail {
 
-/// Polls kept per thread: the last 65,536 (1.5 MiB per thread).
+/// Polls kept per thread: the last 65,536 (2 MiB per thread).
 inline constexpr std::size_t trace_capacity = std::size_t{1} << 16;
 
-enum class trace_outcome : std::uint8_t { suspended, yielded, preempted, completed, handed_off };
+/// How a poll ended; lost_slot is not a poll but the moment (dur 0) the
+/// thread lost its worker slot to a spare while stuck in the poll.
+enum class trace_outcome : std::uint8_t { suspended, yielded, preempted, completed, handed_off, lost_slot };
 
 struct trace_event {
-  std::uint64_t task = 0;
+  std::uint64_t task = 0;      // task id
+  const char* name = nullptr;  // task name (static storage) or null
   std::uint64_t start = 0;     // cpu_clock ticks
   std::uint32_t dur_ns = 0;    // saturates at ~4.29 s
   std::uint8_t tier = 0;
   trace_outcome outcome = trace_outcome::suspended;
   std::uint16_t reserved = 0;
 };
-static_assert(sizeof(trace_event) == 24);
+static_assert(sizeof(trace_event) == 32);
 
 class trace_ring {
  public:

@@ -62,6 +62,28 @@ TEST_CASE("a traced runtime writes every poll as Chrome trace JSON at shutdown",
   CHECK(count(json, "\"outcome\":\"yielded\"") >= 80);
 }
 
+TEST_CASE("a trace names each poll by its task's name, or its id", "[trace]") {
+  const std::string path = temp_path("pulse-trace-names");
+  {
+    auto rt = pulse::runtime::builder().worker_threads(1).trace(path).build();
+    rt.block_on([]() -> task<> {
+      auto a = pulse::spawn(yields(2), {.name = "fetch-user"});
+      auto b = pulse::spawn(yields(2), {.name = "say \"hi\"\n"});  // escaped in the JSON
+      auto c = pulse::spawn(yields(2));
+      co_await a;
+      co_await b;
+      co_await c;
+    }());
+  }
+  const std::string json = slurp(path);
+  std::remove(path.c_str());
+  CHECK(count(json, "\"name\":\"fetch-user\"") == 3);
+  CHECK(count(json, R"("name":"say \"hi\"\u000a")") == 3);
+  CHECK(count(json, "\"name\":\"block_on\"") >= 1);
+  CHECK(count(json, "\"name\":\"task ") >= 3);  // the unnamed one, by id
+  CHECK(json.find("\"args\":{\"task\":") != std::string::npos);
+}
+
 TEST_CASE("write_trace writes on demand while the runtime runs", "[trace]") {
   const std::string path = temp_path("pulse-trace-live");
   const std::string on_demand = temp_path("pulse-trace-now");

@@ -5,20 +5,28 @@
 # Builds libpulse in build/release (ON) and build/nopreempt (OFF), links the
 # two programs in bench/scripts/callgrind/ against each, runs each under
 # callgrind at two sizes and prints the difference per unit, counted on the
-# worker thread only (--separate-threads: the monitor's samples depend on
+# worker thread only (the thread whose count grows most) (--separate-threads: the monitor's samples depend on
 # wall time, which valgrind stretches ~50x). The tier thresholds are raised
-# so that no poll is flagged under valgrind's slowdown.
+# so that no poll is flagged under valgrind's slowdown. The epoll backend:
+# valgrind does not treat io_uring_enter as a blocking call, so a worker
+# parked in it holds valgrind's lock and the program hangs.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 command -v valgrind >/dev/null || { echo "callgrind_poll.sh: needs valgrind (apt-get install valgrind)" >&2; exit 1; }
-export PULSE_TIER_PROFILE=permissive PULSE_TIME_SLICE_US=100000 PULSE_YIELD_TIME_SLICE_US=100000 \
+export PULSE_IO_BACKEND=epoll PULSE_TIER_PROFILE=permissive PULSE_TIME_SLICE_US=100000 PULSE_YIELD_TIME_SLICE_US=100000 \
        PULSE_HANDOFF_US=1000000 PULSE_STALL_US=2000000
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-busiest() {  # busiest <program> <n>: instructions of the thread that ran the most
-  rm -rf "$tmp/out" && mkdir "$tmp/out"
-  valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$tmp/out/cg.%p" "$@" >/dev/null 2>&1
-  for f in "$tmp"/out/cg.*; do grep -E '^(summary|totals):' "$f" | head -1 | awk '{print $2}'; done | sort -n | tail -1
+per_thread() {  # per_thread <program> <n>: "<thread> <instructions>" for each thread
+  local out="$tmp/out.$2"
+  rm -rf "$out" && mkdir "$out"
+  valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$out/cg.%p" "$@" >/dev/null 2>&1
+  for f in "$out"/cg.*; do
+    echo "${f##*-} $(grep -hE '^(summary|totals):' "$f" | head -1 | awk '{print $2}')"
+  done | sort
+}
+per_unit() {  # per_unit <program>: the thread whose count grew most between two sizes (the worker)
+  join <(per_thread "$1" 10000) <(per_thread "$1" 110000) | awk '{d = $3 - $2; if (d > m) m = d} END {print int(m / 100000)}'
 }
 for preset in nopreempt release; do
   cmake --preset "$preset" >/dev/null
@@ -27,8 +35,6 @@ for preset in nopreempt release; do
   for prog in yield spawn; do
     g++ -std=c++20 -O2 -DPULSE_PREEMPTION=$p -Iinclude bench/scripts/callgrind/$prog.cpp \
       "build/$preset/libpulse_runtime.a" -lfmt -luring -pthread -o "$tmp/$prog"
-    a=$(busiest "$tmp/$prog" 10000)
-    b=$(busiest "$tmp/$prog" 110000)
-    printf '%-6s preemption %-3s %6d instructions per unit\n' "$prog" "$([[ $p == 1 ]] && echo ON || echo OFF)" $(((b - a) / 100000))
+    printf '%-6s preemption %-3s %6d instructions per unit\n' "$prog" "$([[ $p == 1 ]] && echo ON || echo OFF)" "$(per_unit "$tmp/$prog")"
   done
 done

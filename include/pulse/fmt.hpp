@@ -10,6 +10,7 @@
 #include "pulse/metrics.hpp"
 #include "pulse/preempt/hooks.hpp"
 #include "pulse/preempt/tier_config.hpp"
+#include "pulse/task_dump.hpp"
 
 template <>
 struct fmt::formatter<pulse::runtime_metrics> : fmt::formatter<std::string_view> {
@@ -35,5 +36,21 @@ struct fmt::formatter<pulse::poll_result> : fmt::formatter<std::string_view> {
                                : r == pulse::poll_result::yielded ? "yielded"
                                                                   : "suspended";
     return fmt::formatter<std::string_view>::format(s, ctx);
+  }
+};
+
+template <>
+struct fmt::formatter<pulse::task_dump> : fmt::formatter<std::string_view> {
+  template <class Ctx>
+  auto format(const pulse::task_dump& d, Ctx& ctx) const {
+    return fmt::formatter<std::string_view>::format(pulse::to_string(d), ctx);
+  }
+};
+
+template <>
+struct fmt::formatter<pulse::task_state> : fmt::formatter<std::string_view> {
+  template <class Ctx>
+  auto format(pulse::task_state s, Ctx& ctx) const {
+    return fmt::formatter<std::string_view>::format(pulse::to_string(s), ctx);
   }
 };

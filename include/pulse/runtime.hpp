@@ -20,6 +20,7 @@
 #include "pulse/metrics.hpp"
 #include "pulse/spawn.hpp"
 #include "pulse/task.hpp"
+#include "pulse/task_dump.hpp"
 
 namespace pulse {
 
@@ -31,6 +32,7 @@ struct runtime_config {
   std::optional<pulse::tier_config> tiers;  // empty: tier_config::from_env()
   std::vector<std::shared_ptr<runtime_hooks>> hooks;
   std::string trace_path;  // empty: PULSE_TRACE, else no trace
+  std::string metrics_endpoint;  // empty: PULSE_METRICS_ENDPOINT, else none
   pulse::io_backend io_backend = pulse::io_backend::automatic;
 };
 
@@ -40,6 +42,8 @@ std::size_t scheduler_workers(const scheduler* s) noexcept;
 pulse::io_backend scheduler_io_backend(const scheduler* s) noexcept;
 runtime_metrics scheduler_metrics(const scheduler* s);
 void scheduler_write_trace(scheduler* s, const std::string& path);
+pulse::task_dump scheduler_dump_tasks(const scheduler* s);
+std::string scheduler_metrics_endpoint(const scheduler* s);
 
 // Lets a non-worker thread wait for a task. Notifies under the lock, so the
 // waiter may destroy it as soon as it wakes up.
@@ -113,8 +117,8 @@ class runtime_handle {
   /// Schedules `t` through the runtime's global queue (or the local queue
   /// when called on one of its workers). Thread-safe.
   template <class T>
-  join_handle<T> spawn(task<T> t) const {
-    return detail::spawn_on(s_.get(), std::move(t));
+  join_handle<T> spawn(task<T> t, const task_options& opts = {}) const {
+    return detail::spawn_on(s_.get(), std::move(t), opts);
   }
 
  private:
@@ -177,6 +181,19 @@ class runtime {
       cfg_.trace_path = std::move(path);
       return *this;
     }
+    /// Serves runtime::metrics() in the Prometheus text format at
+    /// `GET /metrics` on `address` ("127.0.0.1:9464"; port 0 picks a free
+    /// one, see runtime::metrics_endpoint()), from a task on the runtime
+    /// itself, over its own I/O. PULSE_METRICS_ENDPOINT=address does the
+    /// same without code. Default: off. build() throws usage_error for an
+    /// address that does not parse and std::system_error when it cannot
+    /// listen there (EADDRINUSE, ...). The server does not delay shutdown.
+    builder& metrics_endpoint(std::string address) {
+      if (address.empty())
+        detail::throw_usage("pulse: runtime::builder::metrics_endpoint(\"\"): give an address such as \"127.0.0.1:9464\"");
+      cfg_.metrics_endpoint = std::move(address);
+      return *this;
+    }
     /// The I/O backend (see pulse::io_backend). Default: automatic, i.e.
     /// PULSE_IO_BACKEND if set, else io_uring where it can be set up, else
     /// epoll. build() throws std::system_error when io_uring is requested
@@ -218,7 +235,7 @@ class runtime {
     require_running();
     detail::blocking_result<T> out;
     detail::blocking_signal sig;
-    detail::spawn_on(s_.get(), detail::block_on_root<T>(std::move(t), &out, &sig)).detach();
+    detail::spawn_on(s_.get(), detail::block_on_root<T>(std::move(t), &out, &sig), {.name = "block_on"}).detach();
     if (sig.wait() == detail::blocking_signal::result::cancelled) throw runtime_shut_down();
     if (out.error) std::rethrow_exception(out.error);
     if constexpr (!std::is_void_v<T>) return std::move(*out.value);
@@ -226,9 +243,9 @@ class runtime {
 
   /// Like pulse::spawn, callable from any thread.
   template <class T>
-  join_handle<T> spawn(task<T> t) {
+  join_handle<T> spawn(task<T> t, const task_options& opts = {}) {
     require_running();
-    return detail::spawn_on(s_.get(), std::move(t));
+    return detail::spawn_on(s_.get(), std::move(t), opts);
   }
 
   /// A handle for spawning from other threads.
@@ -251,6 +268,23 @@ class runtime {
   runtime_metrics metrics() const {
     require_running();
     return detail::scheduler_metrics(s_.get());
+  }
+
+  /// Every live task: id, name, state, thread, tier, polls, poll times
+  /// (see task_info). Thread-safe, callable from any thread, including
+  /// while workers are stuck in polls that never yield; it takes each
+  /// registry shard's lock for at most 64 tasks at a time, so it holds up
+  /// a spawning or completing worker for a microsecond or two at most.
+  pulse::task_dump dump_tasks() const {
+    require_running();
+    return detail::scheduler_dump_tasks(s_.get());
+  }
+
+  /// The address the metrics endpoint listens on ("127.0.0.1:9464"), or ""
+  /// when builder::metrics_endpoint was not set.
+  std::string metrics_endpoint() const {
+    require_running();
+    return detail::scheduler_metrics_endpoint(s_.get());
   }
 
   /// Writes the poll trace recorded so far (see builder::trace) to `path`

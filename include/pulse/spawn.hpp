@@ -10,14 +10,23 @@
 
 namespace pulse {
 
+/// How to spawn a task: `pulse::spawn(fetch(id), {.name = "fetch-user"})`.
+struct task_options {
+  /// Shown in warnings, stall reports, runtime::dump_tasks() and poll
+  /// traces; unnamed tasks show their id. Not copied: it must outlive the
+  /// task, so pass a string literal (or another string with static storage
+  /// duration). Default: none.
+  const char* name = nullptr;
+};
+
 namespace detail {
 
 /// Out of line: pushes a new task to the injector. False when the runtime
-/// is shut down (the caller destroys the task).
+/// is shut down (it then unregisters the task; the caller destroys it).
 bool submit_remote(scheduler* s, task_header* h);
 
 template <class T>
-join_handle<T> spawn_on(scheduler* s, task<T>&& t) {
+join_handle<T> spawn_on(scheduler* s, task<T>&& t, const task_options& opts = {}) {
   auto h = t.release();
   if (!h) [[unlikely]]
     throw_usage("pulse: spawn of an empty (moved-from) task");
@@ -26,7 +35,10 @@ join_handle<T> spawn_on(scheduler* s, task<T>&& t) {
   hdr->resume = h;
   hdr->sched = s;
   hdr->join_state.store(join::interest, std::memory_order_relaxed);
+  hdr->obs.name = opts.name;
   worker* w = this_worker();
+  // Registered before anyone can run (and complete) it.
+  register_task(w ? &w->tasks : nullptr, s, hdr);
   slot* own = w ? pin_slot(w) : nullptr;
   const bool local = own && own->sched == s;
   if (local) [[likely]]
@@ -46,13 +58,13 @@ join_handle<T> spawn_on(scheduler* s, task<T>&& t) {
 /// Pulse task; from other threads use runtime::spawn or runtime_handle::spawn.
 /// Throws usage_error when the calling thread is not a Pulse worker.
 template <class T>
-join_handle<T> spawn(task<T> t) {
+join_handle<T> spawn(task<T> t, const task_options& opts = {}) {
   detail::worker* w = detail::this_worker();
   if (!w || !w->home) [[unlikely]]
     detail::throw_usage(
         "pulse::spawn called outside a runtime: call it from a pulse task, or use "
         "runtime::spawn / runtime_handle::spawn from other threads");
-  return detail::spawn_on(w->home->sched, std::move(t));
+  return detail::spawn_on(w->home->sched, std::move(t), opts);
 }
 
 }  // namespace pulse

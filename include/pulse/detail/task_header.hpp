@@ -1,9 +1,10 @@
 // The header in front of every task's root coroutine frame.
 //
-// promise operator new allocates [task_header | coroutine frame] in one
-// block, so a spawned task needs no allocation besides its frame. The header
-// is what the scheduler queues, wakes and frees; the coroutine frame behind it
-// holds the promise (result or exception) and the coroutine's locals.
+// promise operator new allocates [task_header | result slot | coroutine
+// frame] in one block, so a spawned task needs no allocation besides its
+// frame. The header is what the scheduler queues, wakes and frees; the slot
+// holds the result (value or exception); the coroutine frame behind it holds
+// the promise, the parameters and the coroutine's locals.
 #pragma once
 
 #include <atomic>
@@ -41,6 +42,31 @@ inline constexpr std::uint32_t waiter = 2;    // a task awaits the handle
 inline constexpr std::uint32_t complete = 4;  // the task finished
 }  // namespace join
 
+struct task_header;
+
+/// What the observability machinery keeps about a spawned task (see
+/// task_registry.hpp and runtime::dump_tasks). Only `where` and `polls` are
+/// written per poll (two plain stores by the polling thread); the rest at
+/// spawn, at completion (under the registry shard's lock) or on the slow
+/// paths of timed and flagged polls. Fields other threads read are atomics.
+struct task_obs {
+  /// The polling thread's tagged poll sequence number (thread index << 48 |
+  /// seq, see seq_tag) at the start of the last poll; 0 before the first.
+  /// The dumper compares it with the thread's poll_seq to tell a running
+  /// task, and the monitor's seq-to-time history dates it.
+  std::atomic<std::uint64_t> where{0};
+  std::atomic<std::uint64_t> polls{0};
+  task_header* reg_prev = nullptr;  // registry shard links, under its lock
+  task_header* reg_next = nullptr;
+  std::uint64_t id = 0;             // > 0 once spawned; 0 marks a dumper's cursor
+  const char* name = nullptr;       // static storage (task_options::name), or null
+  /// Time in polls that were measured (timed polls exactly, flagged ones
+  /// from the monitor's first sighting) and the longest of them, in us.
+  std::atomic<std::uint64_t> measured_ns{0};
+  std::atomic<std::uint32_t> longest_us{0};
+  std::uint16_t shard = 0;          // registry shard the task is linked into
+};
+
 struct alignas(16) task_header {
   task_header* next = nullptr;        // intrusive link: injector, drains
   std::coroutine_handle<> resume{};   // innermost suspended coroutine of the task
@@ -55,6 +81,8 @@ struct alignas(16) task_header {
   bool keep_block = false;            // frame destroyed early; the handle frees the block
   bool aborted = false;               // finished by cancellation, not by the coroutine
   std::atomic<bool> wake_done{false}; // completer finished waking `waiter`
+  /// budget.tier mirrored for the task dump (written on tier changes only).
+  std::atomic<std::uint8_t> dump_tier{0};
   // The cancellation scope the task is awaiting in (pulse::with_cancellation),
   // or null. Only the task itself sets it; runtime awaits that suspend read
   // it on the polling thread to register their waiter with the scope.
@@ -62,7 +90,11 @@ struct alignas(16) task_header {
 #if PULSE_PREEMPTION
   task_budget budget{};               // owned by the polling worker
 #endif
+  task_obs obs;
 };
+
+// 96 bytes of scheduling state and budget, 64 of observability.
+static_assert(sizeof(task_header) <= 160, "task_header grew: every coroutine frame pays for it");
 
 inline constexpr std::size_t frame_prefix = (sizeof(task_header) + 15) & ~std::size_t{15};
 

@@ -9,6 +9,7 @@
 #include "pulse/detail/config.hpp"
 #include "pulse/detail/local_queue.hpp"
 #include "pulse/detail/task_header.hpp"
+#include "pulse/detail/task_registry.hpp"
 #include "pulse/detail/timer_heap.hpp"
 
 namespace pulse::detail {
@@ -86,7 +87,17 @@ struct alignas(cache_line) worker {
   /// the next poll by mistake.
   std::atomic<std::uint64_t> preempt_seq{~std::uint64_t{0}};
 #endif
+
+  /// The tasks this thread spawned that have not completed yet.
+  registry_shard tasks;
 };
+
+/// Each thread's poll sequence numbers start at its index << 48, so a seq
+/// alone names the thread that ran the poll (task_obs::where).
+PULSE_ALWAYS_INLINE constexpr std::uint64_t seq_tag(std::uint32_t thread_index) noexcept {
+  return std::uint64_t{thread_index & 0xffffu} << 48;
+}
+inline constexpr std::uint64_t seq_mask = (std::uint64_t{1} << 48) - 1;
 
 /// Adds one to a counter owned by the calling thread.
 PULSE_ALWAYS_INLINE void bump(std::atomic<std::uint64_t>& c) noexcept {

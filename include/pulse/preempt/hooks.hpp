@@ -15,6 +15,8 @@ struct poll_start_event {
   std::uintptr_t task = 0;   ///< the task's identity (stable while it lives)
   std::uint32_t thread = 0;  ///< index of the runtime thread polling it
   pulse::tier tier = pulse::tier::monitor;
+  std::uint64_t task_id = 0;           ///< as in task_info::id
+  const char* task_name = nullptr;     ///< task_options::name, or null
 };
 
 /// One poll, as seen by after_poll, on_yield and on_complete.
@@ -24,6 +26,8 @@ struct poll_event {
   std::int64_t elapsed_ns = 0; ///< wall time of the poll
   poll_result result = poll_result::suspended;
   pulse::tier tier = pulse::tier::monitor;  ///< the task's tier after the poll
+  std::uint64_t task_id = 0;           ///< as in task_info::id
+  const char* task_name = nullptr;     ///< task_options::name, or null
 };
 
 /// A task changed tier (tier_manager promotion or demotion).
@@ -33,6 +37,8 @@ struct tier_event {
   pulse::tier from = pulse::tier::monitor;
   pulse::tier to = pulse::tier::monitor;
   std::int64_t poll_ns = 0;  ///< the poll that caused it (0 for demotions)
+  std::uint64_t task_id = 0;           ///< as in task_info::id
+  const char* task_name = nullptr;     ///< task_options::name, or null
 };
 
 /// A poll ran past tier_config::stall_threshold without returning to the
@@ -42,6 +48,8 @@ struct stall_event {
   std::int64_t stalled_ns = 0;  ///< how long the poll had run when reported
   bool handed_off = false;      ///< the worker's queues went to another thread
   std::uintptr_t task = 0;      ///< the stuck task (0 if its thread did not answer)
+  std::uint64_t task_id = 0;           ///< as in task_info::id (0: unknown)
+  const char* task_name = nullptr;     ///< task_options::name, or null
 };
 
 /// Which callbacks a hook wants; see runtime_hooks::events().
