@@ -183,7 +183,7 @@ std::string to_string(const task_dump& d) {
                                 d.count(task_state::suspended), d.count(task_state::isolated));
   if (d.tasks.empty()) return out;
   out += fmt::format("{:>8}  {:<20} {:<9}  {:<10} {:<7} {:>9} {:>9} {:>9} {:>10}\n", "id", "name", "state",
-                     "thread", "tier", "polls", "polled", "longest", "last poll");
+                     "thread", "tier", "polls", "poll time", "longest", "last poll");
   for (const auto& t : d.tasks) {
     const std::string thread =
         t.thread < 0 ? std::string("-") : fmt::format("{}-{}", t.isolation_thread ? "isolate" : "worker", t.thread);

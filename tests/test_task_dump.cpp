@@ -50,20 +50,20 @@ void join(pulse::runtime& rt, pulse::join_handle<void> h) {
 
 // Spins without ever reaching an await until `*release` is set: only the
 // monitor can see it.
-task<> spin_until(std::atomic<bool>* release, std::atomic<bool>* started) {
+[[maybe_unused]] task<> spin_until(std::atomic<bool>* release, std::atomic<bool>* started) {
   started->store(true);
   while (!release->load(std::memory_order_relaxed)) std::this_thread::yield();
   co_return;
 }
 
-task<> yield_then_wait(int yields, pulse::notify* n) {
+[[maybe_unused]] task<> yield_then_wait(int yields, pulse::notify* n) {
   for (int i = 0; i < yields; ++i) co_await pulse::yield_now();
   co_await n->notified();
 }
 
 // No hand-off: a stuck poll keeps its worker (and what is queued behind it
 // stays queued).
-pulse::tier_config no_handoff() {
+[[maybe_unused]] pulse::tier_config no_handoff() {
   auto cfg = pulse::tier_config::balanced();
   cfg.max_compensating_threads = 0;
   return cfg;
