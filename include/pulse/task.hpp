@@ -79,7 +79,6 @@ class promise_base {
   };
   final_awaiter final_suspend() noexcept { return {}; }
 
-
 #if PULSE_PREEMPTION
   // Every co_await in a task passes through here: one budget unit each.
   template <class A>
