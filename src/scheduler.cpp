@@ -112,6 +112,14 @@ void notify_parked(scheduler* s) { s->notify_parked(); }
 
 void timer_armed_remotely(slot* s) noexcept { static_cast<worker_slot*>(s)->drv->unpark(); }
 
+/// Owner only: appends `t` to the slot's woken list.
+PULSE_ALWAYS_INLINE void push_woken(slot& s, task_header* t) noexcept {
+  t->next = nullptr;
+  if (s.woken_tail) s.woken_tail->next = t;
+  else s.woken_head.store(t, std::memory_order_relaxed);
+  s.woken_tail = t;
+}
+
 void wake_sleeper(timer_node* n) {
   wake_with(n->task, [n](task_header* t) {
     // The owner firing its own timers between polls (next_task, run, park):
@@ -121,10 +129,7 @@ void wake_sleeper(timer_node* n) {
     worker* w = t_worker;
     slot* s = w ? owned_slot(w) : nullptr;
     if (s && !w->current && &s->timers == n->heap) {
-      t->next = nullptr;
-      if (s->woken_tail) s->woken_tail->next = t;
-      else s->woken_head.store(t, std::memory_order_relaxed);
-      s->woken_tail = t;
+      push_woken(*s, t);
       return;
     }
     schedule(t);
@@ -412,10 +417,7 @@ PULSE_ALWAYS_INLINE task_header* scheduler::next_task(worker_slot& w) {
     fire_timers(w);
     if (task_header* t = injector_.pop()) {
       if (!has_woken(w)) return t;
-      // Due sleepers first; the injector's task right behind them.
-      t->next = nullptr;
-      w.woken_tail->next = t;
-      w.woken_tail = t;
+      push_woken(w, t);  // due sleepers first; the injector's task right behind them
     }
   }
   if (has_woken(w)) [[unlikely]]

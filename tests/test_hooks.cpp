@@ -45,6 +45,37 @@ namespace {
 
 task<std::uint64_t> never_yields(clk::duration d) { co_return never_yielding_loop(clk::now() + d); }
 
+/// Three busy threads pinned to CPU 0, for as long as the object lives (at
+/// most 5 s, so a failing test cannot hang on them). A worker pinned there
+/// too waits on the run queue for most of each kernel slice.
+class cpu0_rivals {
+ public:
+  cpu0_rivals() {
+    CPU_ZERO(&cpu0_);
+    CPU_SET(0, &cpu0_);
+    const auto give_up = clk::now() + std::chrono::seconds(5);
+    for (int i = 0; i < 3; ++i)
+      threads_.emplace_back([this, give_up] {
+        pthread_setaffinity_np(pthread_self(), sizeof cpu0_, &cpu0_);
+        std::uint64_t x = 1;
+        while (!stop_.load(std::memory_order_relaxed) && clk::now() < give_up) x = spin_work(x);
+        if (x == 0) std::abort();  // never: keeps the loop (no Catch2 macros off the main thread)
+      });
+  }
+  ~cpu0_rivals() { stop(); }
+  void stop() {
+    stop_ = true;
+    for (auto& t : threads_)
+      if (t.joinable()) t.join();
+  }
+  const cpu_set_t& cpus() const noexcept { return cpu0_; }
+
+ private:
+  cpu_set_t cpu0_;
+  std::atomic<bool> stop_{false};
+  std::vector<std::thread> threads_;
+};
+
 // Captures what the process writes to stderr while alive.
 class stderr_capture {
  public:
@@ -217,18 +248,7 @@ TEST_CASE("a poll slowed down by CPU contention is not blamed on the task", "[ho
     WARN("no /proc/thread-self/schedstat: skipped");
     return;
   }
-  cpu_set_t one;
-  CPU_ZERO(&one);
-  CPU_SET(0, &one);
-  std::atomic<bool> stop{false};
-  std::vector<std::thread> rivals;
-  for (int i = 0; i < 3; ++i)
-    rivals.emplace_back([&] {
-      pthread_setaffinity_np(pthread_self(), sizeof one, &one);
-      std::uint64_t x = 1;
-      while (!stop.load(std::memory_order_relaxed)) x = spin_work(x);
-      CHECK(x != 0);
-    });
+  cpu0_rivals rivals;
   // No hand-off: the task must stay on the pinned thread for many polls.
   auto cfg = pulse::tier_config::balanced();
   cfg.handoff_threshold = 50ms;
@@ -244,9 +264,8 @@ TEST_CASE("a poll slowed down by CPU contention is not blamed on the task", "[ho
       co_await pulse::checkpoint();
     }
     CHECK(x != 0);
-  }(one));
-  stop = true;
-  for (auto& t : rivals) t.join();
+  }(rivals.cpus()));
+  rivals.stop();
   const auto m = rt.metrics();
   INFO(pulse::to_string(m));
   CHECK(m.total().stolen_polls >= 1);
@@ -264,19 +283,7 @@ TEST_CASE("a poll held up by CPU contention is handed off without dropping its t
     WARN("no /proc/thread-self/schedstat: skipped");
     return;
   }
-  cpu_set_t one;
-  CPU_ZERO(&one);
-  CPU_SET(0, &one);
-  std::atomic<bool> stop{false};
-  std::vector<std::thread> rivals;
-  const auto give_up = clk::now() + 5s;  // rivals stop anyway: no hang if this fails
-  for (int i = 0; i < 3; ++i)
-    rivals.emplace_back([&] {
-      pthread_setaffinity_np(pthread_self(), sizeof one, &one);
-      std::uint64_t x = 1;
-      while (!stop.load(std::memory_order_relaxed) && clk::now() < give_up) x = spin_work(x);
-      if (x == 0) std::abort();  // never: keeps the loop (no Catch2 macros off the main thread)
-    });
+  cpu0_rivals rivals;
   auto cfg = pulse::tier_config::balanced();
   cfg.handoff_threshold = 20ms;
   cfg.stall_threshold = 400ms;
@@ -293,9 +300,8 @@ TEST_CASE("a poll held up by CPU contention is handed off without dropping its t
       pthread_setaffinity_np(pthread_self(), sizeof all, &all);
       co_return;
     }(cpus, out));
-  }(one, &policy));
-  stop = true;
-  for (auto& t : rivals) t.join();
+  }(rivals.cpus(), &policy));
+  rivals.stop();
   const auto m = rt.metrics();
   INFO(pulse::to_string(m));
   if (m.total().handoffs == 0 || m.total().stolen_polls == 0) {
