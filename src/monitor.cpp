@@ -201,11 +201,14 @@ void scheduler::monitor_loop() {
     std::int64_t since;   // when it was first seen
     bool idled;
     // Still at normal priority: the OS, not the task, kept the poll from
-    // ending (see below). cpu0/wall0 start the window in which the thread
-    // must be seen running before it is lowered after all.
+    // ending (see below). cpu0/wall0 start the current window in which the
+    // thread's CPU share is measured before it is lowered after all;
+    // cpu1/wall1 start the one before it (the share is judged over both).
     bool victim;
     std::int64_t cpu0;
     std::int64_t wall0;
+    std::int64_t cpu1 = -1;
+    std::int64_t wall1 = 0;
   };
   // Drops a thread stuck in poll `seq` to SCHED_IDLE, unless the poll ended.
   auto lower = [](worker_thread* th, std::uint64_t seq) {
@@ -311,13 +314,19 @@ void scheduler::monitor_loop() {
       }
       if (x.victim && now - x.wall0 >= victim_window) {
         // A victim of the OS that now gets the CPU and still does not end
-        // its poll is a hog after all: lower it like one. Judged over a
-        // window of several kernel slices (a tick would see all or nothing).
+        // its poll is a hog after all: lower it like one. Judged every
+        // window over the last two, i.e. over many kernel slices: with four
+        // runnable threads on a CPU the kernel's slices are ~4 ms, and a
+        // single 10 ms window that happens to hold the end of one slice and
+        // the start of the next shows a 25% thread at over half (measured:
+        // 5.1 of 10.1 ms); two windows do not (at most ~9 of 20 ms).
         const std::int64_t cpu = thread_cpu_ns(static_cast<int>(x.th->cpu_clock_id));
-        if (cpu < 0 || (cpu - x.cpu0) * 2 >= now - x.wall0) {
+        if (cpu < 0 || (x.cpu1 >= 0 && (cpu - x.cpu1) * 2 >= now - x.wall1)) {
           lower(x.th, x.seq);
           x.victim = false;
         } else {
+          x.cpu1 = x.cpu0;
+          x.wall1 = x.wall0;
           x.cpu0 = cpu;
           x.wall0 = now;
         }
@@ -435,9 +444,16 @@ void scheduler::monitor_loop() {
         return true;
       };
       const bool timer_due = w.timers.earliest() <= now;
-      if (l.flagged != s && stuck_for >= time_slice_ns_) {
-        // Flag it either way: the waiting tasks need the CPU back.
-        (void)check_stolen();
+      // Flag a poll over its slice whether or not the OS held it up: the
+      // waiting tasks need the CPU back. But judge it first, and that needs
+      // a window of a tick since the first sample: when the monitor itself
+      // ran late (a loaded machine) and sees the poll for the first time
+      // past its slice, the flag waits for that tick rather than blame the
+      // task for CPU time it never had -- on a loaded machine every poll
+      // would otherwise count as a violation, and the task would end up
+      // isolated at SCHED_IDLE, where contention hurts it most.
+      const bool flag_now = l.flagged != s && stuck_for >= time_slice_ns_ && check_stolen();
+      if (flag_now) {
         owner->kick_seq.store(~std::uint64_t{0}, std::memory_order_relaxed);  // long after all
         // When it was first seen, for the poll's slow path to date it.
         owner->flag_since.store(l.since, std::memory_order_relaxed);

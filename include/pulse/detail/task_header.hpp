@@ -117,9 +117,24 @@ inline constexpr std::size_t result_slot_bytes<void> = error_slot_bytes;
 template <class T>
 inline constexpr std::size_t frame_offset = frame_prefix + result_slot_bytes<T>;
 
+/// The header of the block whose coroutine frame starts at `frame`.
+///
+/// The empty asm hides where `frame` came from: clang (16, -O1 and up)
+/// otherwise treats the coroutine frame as the whole object, so a pointer
+/// computed backwards from it has "no space" -- UBSan's object-size check
+/// fires on every access to the header or the result slot, and the
+/// optimiser would be entitled to assume such accesses never happen. The
+/// block really is one allocation (task_block::allocate), so the arithmetic
+/// is in bounds; the barrier costs at most an lea where the compiler could
+/// have folded two offsets, and g++, which does not make that assumption,
+/// goes without it.
 template <class T>
 PULSE_ALWAYS_INLINE task_header* header_of(void* frame) noexcept {
-  return reinterpret_cast<task_header*>(static_cast<char*>(frame) - frame_offset<T>);
+  char* p = static_cast<char*>(frame) - frame_offset<T>;
+#if defined(__clang__)
+  asm("" : "+r"(p));
+#endif
+  return reinterpret_cast<task_header*>(p);
 }
 
 /// The task's exception (any T: it sits right behind the header).
