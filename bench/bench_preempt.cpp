@@ -27,7 +27,7 @@ struct fake_poll {
   pulse::detail::worker* saved = pulse::detail::t_worker;
   fake_poll() {
     w.current = &t;
-    w.seq = 1;
+    w.poll_seq.store(1, std::memory_order_relaxed);
     t.budget.remaining = w.budget_for[0];
     pulse::detail::t_worker = &w;
   }

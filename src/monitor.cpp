@@ -81,7 +81,7 @@ extern "C" void on_handoff_signal(int) {
     }
     // Not while the thread is pushing to the slot (schedule, spawn): the
     // monitor asks again next tick.
-    const bool accept = (seq & 1) && seq == target && th->pinned.load(std::memory_order_relaxed) == 0;
+    const bool accept = (seq & 1) && seq == target && !th->pinned.load(std::memory_order_relaxed);
     if (accept) {
       // When, for the poll trace (the TSC read is async-signal-safe).
       if (th->trace) th->handoff_ticks.store(cpu_clock::get().ticks(), std::memory_order_relaxed);
@@ -148,8 +148,8 @@ void scheduler::become_spare(worker_thread& th) {
   sched_param p{};
   std::unique_lock prio(th.prio_mu);
   // Tell the monitor the stuck poll is over before restoring the priority.
-  th.poll_seq.store(++th.seq, std::memory_order_relaxed);
-  th.poll_seq.store(++th.seq, std::memory_order_relaxed);
+  th.next_seq();
+  th.next_seq();
   if (sched_setscheduler(0, SCHED_OTHER, &p) != 0) {
     // Not allowed back to normal priority (RLIMIT_NICE): retire the thread.
     th.usable = false;

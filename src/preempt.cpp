@@ -65,7 +65,7 @@ scheduler::watched_end scheduler::after_watched_poll(worker_thread& th, worker_s
 // the registry's first hook; the application's follow.
 void scheduler::account_poll(worker_thread& th, task_header* t, bool long_poll,
                              poll_outcome outcome) {
-  if (long_poll && th.kick_seq.load(std::memory_order_relaxed) == th.seq - 1) [[unlikely]] {
+  if (long_poll && th.kick_seq.load(std::memory_order_relaxed) == th.seq() - 1) [[unlikely]] {
     // Asked to give way for a due timer before its slice was up: not long.
     long_poll = false;
     if (t->budget.tier == 0 && !th.timed) return;
@@ -89,7 +89,7 @@ void scheduler::account_poll(worker_thread& th, task_header* t, bool long_poll,
   // The monitor found that the OS ran something else on this thread's CPU
   // for most of the poll: not the task's fault, so not a violation.
   if (poll_ns > time_slice_ns_ &&
-      th.stolen_seq.load(std::memory_order_relaxed) == th.seq - 1) [[unlikely]] {
+      th.stolen_seq.load(std::memory_order_relaxed) == th.seq() - 1) [[unlikely]] {
     bump(th.stats.stolen_polls);
     poll_ns = 0;
   }
@@ -133,7 +133,7 @@ void scheduler::account_poll(worker_thread& th, task_header* t, bool long_poll,
 // monitor flagged: from the monitor's first sighting of it (so up to one
 // sampling period short), or the time slice if that is unknown.
 std::int64_t scheduler::untimed_poll_ns(worker_thread& th) noexcept {
-  if (th.flag_seq.load(std::memory_order_acquire) != th.seq - 1) return time_slice_ns_;
+  if (th.flag_seq.load(std::memory_order_acquire) != th.seq() - 1) return time_slice_ns_;
   return std::max<std::int64_t>(now_ns() - th.flag_since.load(std::memory_order_relaxed), time_slice_ns_);
 }
 
@@ -225,15 +225,15 @@ void scheduler::isolation_main(worker_thread& th) {
     }
     th.current = t;
     th.outcome = poll_outcome::suspended;
-    th.poll_seq.store(++th.seq, std::memory_order_relaxed);  // the monitor flags long polls here too
-    t->obs.where.store(th.seq, std::memory_order_relaxed);
+    const std::uint64_t seq = th.next_seq();  // the monitor flags long polls here too
+    t->obs.where.store(seq, std::memory_order_relaxed);
     bump(t->obs.polls);
     begin_timed_poll(th, t);  // budget by tier, start stamp, before_poll hooks
     t->resume.resume();
-    th.poll_seq.store(++th.seq, std::memory_order_relaxed);
+    th.next_seq();
     // Tier bookkeeping and hooks as on the workers, so a task that behaves
     // is demoted and returns to the normal workers.
-    account_poll(th, t, th.preempt_seq.load(std::memory_order_relaxed) == th.seq - 1, th.outcome);
+    account_poll(th, t, th.preempt_seq.load(std::memory_order_relaxed) == seq, th.outcome);
     th.current = nullptr;
     switch (th.outcome) {
       case poll_outcome::completed:

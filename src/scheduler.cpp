@@ -281,8 +281,7 @@ void scheduler::start(const std::string& thread_name) {
 // table.
 void scheduler::adopt_thread(worker_thread& th) noexcept {
 #if PULSE_PREEMPTION
-  th.seq = seq_tag(th.index);
-  th.poll_seq.store(th.seq, std::memory_order_relaxed);
+  th.poll_seq.store(seq_tag(th.index), std::memory_order_relaxed);
 #endif
   th.tasks.thread = &th;
   const std::size_t shard = std::size_t{th.index} + 1;
@@ -469,10 +468,10 @@ PULSE_ALWAYS_INLINE bool scheduler::poll(worker_thread& th, worker_slot& w, task
   // Tasks above tier monitor, and every task when a hook wants per-poll
   // callbacks, are "watched": their polls are timed and accounted (out of
   // line). Everyone else pays two stores, a load and one branch here.
-  th.poll_seq.store(++th.seq, std::memory_order_relaxed);
+  const std::uint64_t seq = th.next_seq();
   // For the task dump: which poll was its last (which also names the
   // thread, see seq_tag) and how many it had. Two plain stores.
-  t->obs.where.store(th.seq, std::memory_order_relaxed);
+  t->obs.where.store(seq, std::memory_order_relaxed);
   bump(t->obs.polls);
   const std::uint8_t watched = t->budget.tier | th.timed;
   t->budget.remaining = th.budget_for[0];
@@ -485,9 +484,11 @@ PULSE_ALWAYS_INLINE bool scheduler::poll(worker_thread& th, worker_slot& w, task
   // the hand-off signal's acceptance both arrive in preempt_seq: the
   // handler runs on this thread, so either it saw the odd seq (and set
   // `lost` and preempt_seq before we read them) or it sees the even one.
-  th.poll_seq.store(++th.seq, std::memory_order_relaxed);
+  // (seq stays in a register across the poll: only this thread changes
+  // poll_seq, and never during one of its own polls.)
+  th.poll_seq.store(seq + 1, std::memory_order_relaxed);
   std::atomic_signal_fence(std::memory_order_seq_cst);
-  const bool flagged = th.preempt_seq.load(std::memory_order_relaxed) == th.seq - 1;
+  const bool flagged = th.preempt_seq.load(std::memory_order_relaxed) == seq;
   if (flagged | watched) [[unlikely]] {
     switch (after_watched_poll(th, w, t, flagged)) {
       case watched_end::lost: return false;
@@ -529,7 +530,7 @@ void scheduler::finish_lost_poll(worker_thread& th, task_header* t) {
     const std::uint64_t end = clk.ticks();
     // The monitor saw the thread wait for a CPU most of the time: the OS
     // stalled this poll, not the task. Compensated all the same, not blamed.
-    if (th.stolen_seq.load(std::memory_order_relaxed) == th.seq - 1) bump(th.stats.stolen_polls);
+    if (th.stolen_seq.load(std::memory_order_relaxed) == th.seq() - 1) bump(th.stats.stolen_polls);
     else tiers_->on_stall(st, clk.to_ns(end));
     note_measured(th, t, (before | th.timed) ? clk.to_ns(end - th.poll_start) : untimed_poll_ns(th));
     if (th.trace) {

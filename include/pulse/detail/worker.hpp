@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <cassert>
 #include <cstdint>
 
 #include "pulse/detail/config.hpp"
@@ -58,13 +59,21 @@ struct alignas(cache_line) worker {
   /// `home` to another thread during the current poll: from then on this
   /// thread must not touch the slot. Always set on isolation threads.
   std::atomic<bool> lost{false};
-  /// Non-zero while this thread pushes to `home` (schedule, spawn): the
+  /// True while this thread pushes to `home` (schedule, spawn): the
   /// hand-off signal handler, running on this thread, then refuses to give
   /// the slot away mid-push (the monitor retries a tick later).
-  std::atomic<std::uint32_t> pinned{0};
+  std::atomic<bool> pinned{false};
   std::uint8_t timed = 0;           // 1: a hook wants per-poll callbacks; time every poll
   std::uint32_t budget_for[4] = {128, 128, 16, 16};  // per-poll budget by tier
-  std::uint64_t seq = 0;            // odd while a poll runs; == poll_seq
+  /// This thread's poll sequence number, odd while a poll runs (see
+  /// poll_seq). Only this thread writes it: reading it is a plain load.
+  std::uint64_t seq() const noexcept { return poll_seq.load(std::memory_order_relaxed); }
+  /// Starts or ends a poll: publishes the next seq and returns it.
+  std::uint64_t next_seq() noexcept {
+    const std::uint64_t s = seq() + 1;
+    poll_seq.store(s, std::memory_order_relaxed);
+    return s;
+  }
   std::uint64_t poll_start = 0;     // cpu_clock ticks; set only for tiered or timed polls
 
   /// Counters, written only by this thread (load+store, no lock prefix),
@@ -116,9 +125,12 @@ PULSE_ALWAYS_INLINE slot* owned_slot(worker* w) noexcept {
 
 /// owned_slot() for a push: until unpin_slot(), the slot cannot be handed
 /// to another thread under our feet. Two plain stores and compiler fences.
+/// Pins do not nest (a push never starts another push), so they are flags,
+/// not a count.
 PULSE_ALWAYS_INLINE slot* pin_slot(worker* w) noexcept {
 #if PULSE_PREEMPTION
-  w->pinned.store(w->pinned.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  assert(!w->pinned.load(std::memory_order_relaxed) && "pulse: nested pin_slot");
+  w->pinned.store(true, std::memory_order_relaxed);
   std::atomic_signal_fence(std::memory_order_seq_cst);
 #endif
   return owned_slot(w);
@@ -126,7 +138,7 @@ PULSE_ALWAYS_INLINE slot* pin_slot(worker* w) noexcept {
 PULSE_ALWAYS_INLINE void unpin_slot([[maybe_unused]] worker* w) noexcept {
 #if PULSE_PREEMPTION
   std::atomic_signal_fence(std::memory_order_seq_cst);
-  w->pinned.store(w->pinned.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  w->pinned.store(false, std::memory_order_relaxed);
 #endif
 }
 
@@ -250,7 +262,7 @@ inline void abort_task(task_header* t) noexcept {
 /// True when the worker's running poll has been asked to give way (the
 /// monitor saw it outlive its time slice). One relaxed load.
 PULSE_ALWAYS_INLINE bool preempt_requested(const worker* w) noexcept {
-  return w->preempt_seq.load(std::memory_order_relaxed) == w->seq;
+  return w->preempt_seq.load(std::memory_order_relaxed) == w->seq();
 }
 
 /// Consumes one budget unit of the running task and says whether it must
