@@ -17,23 +17,31 @@
 // * No IORING_SETUP_SINGLE_ISSUER / DEFER_TASKRUN: both bind the ring to the
 //   thread that created it (the kernel refuses submissions from another
 //   thread, and deferred completions run only when *that* thread waits), so
-//   a ring could not change threads at a hand-off. No COOP_TASKRUN either:
-//   for a socket operation that had to wait, the kernel finishes it (the
-//   actual recv/send) as task work of the thread that submitted it. Without
-//   COOP_TASKRUN the kernel interrupts that thread to run it at once, even
-//   if it spins in user space; with COOP_TASKRUN a thread stuck in a
-//   never-yielding task would run it only at its next kernel entry (the
-//   next scheduler tick, 4 ms here), delaying every operation it had
-//   submitted before it got stuck. Operations submitted after the hand-off
-//   are the new owner's and flow at full speed. (Measured here: SQPOLL is 4x
-//   slower on 2 cores, so it is not used either.)
+//   a ring could not change threads at a hand-off.
+//
+// * COOP_TASKRUN | TASKRUN_FLAG (where the kernel has them, 5.19+). A socket
+//   operation that had to wait is finished (the actual recv/send) as task
+//   work of the thread that submitted it. Without COOP_TASKRUN the kernel
+//   interrupts that thread at once to run it; under load the interrupt
+//   arrives while the sender still holds the socket's lock, and the
+//   receiving thread spins on it in the kernel (perf: 16% of the server's
+//   time in queued_spin_lock_slowpath under io_req_task_submit, http_hello
+//   under wrk). With it, task work waits for the thread's next kernel entry;
+//   the kernel sets IORING_SQ_TASKRUN and reap() enters to run it. Measured:
+//   http_hello 146k -> 206k requests/s, on par with epoll (BENCHMARKS.md).
+//   A thread parked in a system call is still woken for its task work; a
+//   thread that lost its slot while spinning in a poll runs it at the hand-
+//   off signal and then at each timer interrupt (4 ms here). Waking it with
+//   a signal every millisecond was tried: tests/io/test_handoff.cpp ran
+//   slower with it (17 vs 10 ms), so it is not done.
 //   The limit of this design: the monitor lowers a thread that lost its
 //   slot to SCHED_IDLE, and while other threads keep both CPUs busy such a
 //   thread runs rarely, so the operations it had armed (reads waiting for
 //   data, typically) complete late. Tested: tests/io/test_handoff.cpp. The
 //   remedy, not done yet: at adopt(), cancel the previous thread's armed
 //   operations and submit them again from the new owner (a cancelled recv
-//   that already consumed data must then be delivered first).
+//   that already consumed data must then be delivered first). (SQPOLL,
+//   measured here, is 4x slower on 2 cores, so it is not used either.)
 //
 // * Submissions are batched: requests queued by the tasks' polls become
 //   SQEs and are flushed when the worker runs out of tasks, every
@@ -97,15 +105,21 @@ class uring_driver final : public io_driver {
   uring_driver& operator=(const uring_driver&) = delete;
 
   int init() {
+    // Newest flags first; older kernels refuse what they do not know
+    // (COOP_TASKRUN and TASKRUN_FLAG: 5.19; SUBMIT_ALL: 5.18).
+    constexpr unsigned flag_sets[] = {
+        IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+        IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL,
+        IORING_SETUP_CQSIZE,
+    };
     io_uring_params p{};
-    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
-    p.cq_entries = cq_entries;
-    int rc = io_uring_queue_init_params(sq_entries, &ring_, &p);
-    if (rc == -EINVAL) {  // older kernels: no SUBMIT_ALL
+    int rc = -EINVAL;
+    for (unsigned flags : flag_sets) {
       p = io_uring_params{};
-      p.flags = IORING_SETUP_CQSIZE;
+      p.flags = flags;
       p.cq_entries = cq_entries;
       rc = io_uring_queue_init_params(sq_entries, &ring_, &p);
+      if (rc != -EINVAL) break;
     }
     if (rc < 0) return -rc;
     ring_ok_ = true;
@@ -537,7 +551,7 @@ class uring_driver final : public io_driver {
 
   bool reap() {
     bool woke = false;
-    for (;;) {
+    for (unsigned rounds = 0;;) {
       unsigned head = 0, n = 0;
       io_uring_cqe* cqe = nullptr;
       io_uring_for_each_cqe(&ring_, head, cqe) {
@@ -568,9 +582,13 @@ class uring_driver final : public io_driver {
         }
       }
       io_uring_cq_advance(&ring_, n);
-      // Completions the kernel kept aside while the CQ ring was full come
-      // back on the next enter.
-      if (!(IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_CQ_OVERFLOW)) break;
+      // Completions the kernel kept aside while the CQ ring was full, and
+      // (COOP_TASKRUN) operations whose data arrived but that still wait for
+      // this thread to finish them as task work: one enter brings both in.
+      // Bounded: on a busy socket new task work may keep arriving.
+      if (!(IO_URING_READ_ONCE(*ring_.sq.kflags) & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN)) ||
+          ++rounds > 4)
+        break;
       io_uring_get_events(&ring_);
     }
     return woke;
