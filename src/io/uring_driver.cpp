@@ -28,7 +28,7 @@
 //   time in queued_spin_lock_slowpath under io_req_task_submit, http_hello
 //   under wrk). With it, task work waits for the thread's next kernel entry;
 //   the kernel sets IORING_SQ_TASKRUN and reap() enters to run it. Measured:
-//   http_hello 146k -> 206k requests/s, on par with epoll (BENCHMARKS.md).
+//   http_hello 146k -> 212k requests/s, on par with epoll (BENCHMARKS.md).
 //   A thread parked in a system call is still woken for its task work; a
 //   thread that lost its slot while spinning in a poll runs it at the hand-
 //   off signal and then at each timer interrupt (4 ms here). Waking it with
