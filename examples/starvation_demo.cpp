@@ -13,12 +13,15 @@
 // draws it); PULSE_METRICS_ENDPOINT=127.0.0.1:9464 serves Prometheus metrics.
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <system_error>
 #include <thread>
 #include <vector>
 #include <pulse/pulse.hpp>
@@ -100,10 +103,35 @@ pulse::task<> scenario(int hogs, std::chrono::milliseconds length) {
               percentile(late, 0.99), percentile(late, 1.0), static_cast<unsigned long long>(units));
 }
 
+constexpr const char* usage = "usage: starvation_demo [hogs=4 (0-64)] [seconds=2 (1-3600)] [workers=2 (1-64)]\n";
+
+// argv[i] as an integer in [lo, hi], or `fallback` when absent; anything
+// else ends the program with a message that names the argument.
+int int_arg(int argc, char** argv, int i, const char* name, int fallback, int lo, int hi) {
+  if (argc <= i) return fallback;
+  const std::string_view s = argv[i];
+  int v = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc{} || end != s.data() + s.size() || v < lo || v > hi) {
+    std::fprintf(stderr, "starvation_demo: %s must be an integer in [%d, %d], got '%s'\n%s", name, lo, hi, argv[i],
+                 usage);
+    std::exit(2);
+  }
+  return v;
+}
+
 int main(int argc, char** argv) {
-  const int hogs = argc > 1 ? std::atoi(argv[1]) : 4;
-  const auto length = std::chrono::milliseconds(argc > 2 ? std::atoi(argv[2]) * 1000 : 2000);
-  const std::size_t workers = argc > 3 ? static_cast<std::size_t>(std::atoi(argv[3])) : 2;
+  if (argc > 1 && (std::string_view(argv[1]) == "-h" || std::string_view(argv[1]) == "--help")) {
+    std::fputs(usage, stdout);
+    return 0;
+  }
+  if (argc > 4) {
+    std::fprintf(stderr, "starvation_demo: at most 3 arguments, got %d\n%s", argc - 1, usage);
+    return 2;
+  }
+  const int hogs = int_arg(argc, argv, 1, "hogs", 4, 0, 64);
+  const auto length = std::chrono::milliseconds(int_arg(argc, argv, 2, "seconds", 2, 1, 3600) * 1000);
+  const auto workers = static_cast<std::size_t>(int_arg(argc, argv, 3, "workers", 2, 1, 64));
   std::printf("Pulse starvation demo: %zu workers; a probe sleeping 1 ms in a loop; %d CPU hogs that never yield\n",
               workers, hogs);
 
