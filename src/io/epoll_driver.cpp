@@ -127,6 +127,28 @@ op* take_list(op*& head, op*& tail) {
   return l;
 }
 
+// Takes `o` off its descriptor's wait list; false when it is not on one: a
+// reaper took it and delivers it, or it is a file operation, which a pool
+// thread runs now or soon (a file operation is short, so it is let finish).
+bool take_waiting(op* o) {
+  switch (o->kind) {
+    case op_kind::read_at:
+    case op_kind::write_at:
+    case op_kind::fsync:
+    case op_kind::openat:
+      return false;
+    default:
+      break;
+  }
+  fd_entry* e = table().get(o->fd, false);
+  if (!e) return false;
+  std::lock_guard lock(table().lock_for(o->fd));
+  if (!o->listed) return false;
+  if (is_read(o->kind)) erase_list(e->rd_head, e->rd_tail, o);
+  else erase_list(e->wr_head, e->wr_tail, o);
+  return true;
+}
+
 // The system call of a waiting op, on its own buffer.
 long perform(op* o) {
   if (o->kind == op_kind::connect) {
@@ -339,27 +361,14 @@ class epoll_driver final : public io_driver {
   }
 
   void cancel(op* o, bool /*owner*/) override {
-    switch (o->kind) {
-      case op_kind::read_at:
-      case op_kind::write_at:
-      case op_kind::fsync:
-      case op_kind::openat:
-        return;  // the pool finishes it and sees it abandoned
-      default:
-        break;
+    if (take_waiting(o)) release(o);  // the list's reference
+  }
+
+  void interrupt(op* o, bool /*owner*/) override {
+    if (take_waiting(o)) {
+      deliver(o, -ECANCELED);
+      release(o);  // the list's reference
     }
-    fd_entry* e = table().get(o->fd, false);
-    if (!e) return;
-    bool found = false;
-    {
-      std::lock_guard lock(table().lock_for(o->fd));
-      if (o->listed) {
-        if (is_read(o->kind)) erase_list(e->rd_head, e->rd_tail, o);
-        else erase_list(e->wr_head, e->wr_tail, o);
-        found = true;
-      }
-    }
-    if (found) release(o);  // otherwise a reaper is running it and releases it
   }
 
   void close_acceptor(acceptor*, bool) override {}

@@ -156,6 +156,8 @@ void abandon(op* o) noexcept {
   release(o);
 }
 
+void interrupt(op* o) noexcept { o->drv->interrupt(o, owns(o->drv)); }
+
 void throw_io_error(long neg_errno, const char* what) {
   throw std::system_error(static_cast<int>(-neg_errno), std::system_category(), what);
 }

@@ -95,6 +95,13 @@ class io_driver : public driver {
   virtual bool submit(op* o, bool owner) = 0;
   /// The awaiter of `o` is gone before delivery: let go of it as soon as the kernel allows.
   virtual void cancel(op* o, bool owner) = 0;
+  /// The awaiter of `o` wants it to end early (its with_cancellation scope
+  /// was cancelled) but stays to take the result: completes `o` with
+  /// -ECANCELED unless it completes by itself first. Either way `o` is
+  /// delivered exactly once, so a result that won the race (bytes read, a
+  /// connection accepted) reaches the awaiter instead of being dropped.
+  /// Any thread, runtime or not.
+  virtual void interrupt(op* o, bool owner) = 0;
   /// The listener closes: stop its multishot accept (io_uring).
   virtual void close_acceptor(acceptor* a, bool owner) = 0;
 };

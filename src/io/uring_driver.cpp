@@ -237,20 +237,25 @@ class uring_driver final : public io_driver {
 
   void cancel(op* o, bool owner) override {
     if (o->acc) {
-      acceptor* a = o->acc;
-      bool found = false;
-      {
-        std::lock_guard lock(a->mu);
-        if (o->listed) {
-          unlist(a, o);
-          found = true;
-        }
-      }
-      if (found) release(o);  // the list's reference; it never reached the kernel
+      if (take_waiting(o)) release(o);  // the list's reference; it never reached the kernel
       return;
     }
     o->refs.fetch_add(1, std::memory_order_relaxed);  // until the cancel SQE is prepared
     push_request(action::cancel, o, owner);
+  }
+
+  void interrupt(op* o, bool owner) override {
+    if (o->acc) {
+      // Waiting in the acceptor's list, never in the kernel: end it here.
+      if (take_waiting(o)) {
+        deliver(o, -ECANCELED);
+        release(o);  // the list's reference
+      }
+      return;
+    }
+    // In the kernel: IORING_OP_ASYNC_CANCEL. The op's own CQE then brings
+    // -ECANCELED, or its real result if it completed first.
+    cancel(o, owner);
   }
 
   void close_acceptor(acceptor* a, bool owner) override {
@@ -347,6 +352,14 @@ class uring_driver final : public io_driver {
 
   // ---- accept
 
+  // An accept op still in its acceptor's list: takes it out. False when
+  // on_accept (or fail_waiters) took it first and delivers it.
+  static bool take_waiting(op* o) {
+    std::lock_guard lock(o->acc->mu);
+    if (!o->listed) return false;
+    unlist(o->acc, o);
+    return true;
+  }
   static void unlist(acceptor* a, op* o) {
     if (o->prev) o->prev->next = o->next;
     else a->head = o->next;

@@ -47,10 +47,12 @@ class stream_socket {
 
   /// Reads what is available, at most buf.size() bytes (at least 1 unless
   /// buf is empty); 0 at the end of the stream. Throws std::system_error
-  /// (ECONNRESET, ...) naming the operation. Cancelling a read (abort, a
+  /// (ECONNRESET, ...) naming the operation. Aborting a read (abort, a
   /// pulse::timeout) may drop bytes that reached it while it was being
-  /// cancelled, as with any io_uring cancellation: after a cancelled read,
-  /// treat the stream's position as unknown.
+  /// cancelled, as with any io_uring cancellation: after an aborted read,
+  /// treat the stream's position as unknown. Cancelling its
+  /// pulse::with_cancellation scope loses nothing: the read either returns
+  /// what it got or throws operation_cancelled having consumed no byte.
   [[nodiscard]] size_awaiter read(std::span<std::byte> buf) const noexcept {
     request r{};
     r.kind = op_kind::recv;

@@ -211,10 +211,13 @@ struct cancellable {
 /// `co_await pulse::with_cancellation(token, awaitable)` awaits `awaitable`
 /// (a task, or any Pulse awaitable) inside a cancellation scope: while it
 /// runs, every runtime await of the current task that suspends — timers,
-/// sync primitives, channels, join handles, and those inside child tasks it
-/// awaits — is registered with the token. When the token is cancelled, the
-/// waiting await leaves its wait list at once (having been given nothing)
-/// and throws operation_cancelled, which propagates like any exception.
+/// sync primitives, channels, join handles, I/O, and those inside child
+/// tasks it awaits — is registered with the token. When the token is
+/// cancelled, the waiting await leaves its wait list at once (having been
+/// given nothing) and throws operation_cancelled, which propagates like any
+/// exception. An I/O operation is interrupted (io_uring: an async cancel);
+/// if it completed before the interruption reached it, its result is
+/// returned instead, so no bytes read and no accepted connection are lost.
 ///
 /// - If the token (or an enclosing scope) is already cancelled, throws
 ///   operation_cancelled without starting `awaitable`.

@@ -3,14 +3,17 @@
 // the header sees an opaque pointer, so liburing stays out of public headers.
 #pragma once
 
+#include <cerrno>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
 #include <system_error>
 #include <utility>
 
+#include "pulse/detail/cancel_state.hpp"
 #include "pulse/detail/task_header.hpp"
 #include "pulse/detail/worker.hpp"
+#include "pulse/errors.hpp"
 
 namespace pulse::detail::io {
 
@@ -58,17 +61,28 @@ long finish(op* o, request& r) noexcept;
 /// The awaiter goes away before the wake (the task was aborted): cancels
 /// the operation; its buffer lives on until the kernel has let go of it.
 void abandon(op* o) noexcept;
+/// The awaiter's cancellation scope was cancelled: ends the operation early
+/// with -ECANCELED unless its own result comes first (then that result is
+/// delivered as usual). `me` is woken exactly once either way. Any thread.
+void interrupt(op* o) noexcept;
 [[noreturn]] void throw_io_error(long neg_errno, const char* what);
 
 /// Awaits one operation; the result is the raw system call result: a count,
 /// a file descriptor, or -errno. Movable until awaited (so pulse::timeout can
 /// take it), not after.
+///
+/// Inside a pulse::with_cancellation scope, cancelling the scope interrupts
+/// the operation and the await throws operation_cancelled. An operation that
+/// completed before the interruption reached it returns its result instead:
+/// cancellation never throws away bytes already read or a connection already
+/// accepted (abort and pulse::timeout, which destroy the awaiter, may).
 class raw_awaiter {
  public:
   explicit raw_awaiter(const request& r) noexcept : req_(r) {}
   raw_awaiter(raw_awaiter&& o) noexcept : req_(o.req_), op_(std::exchange(o.op_, nullptr)) {}
   raw_awaiter& operator=(raw_awaiter&&) = delete;
   ~raw_awaiter() {
+    leave_scope();
     if (op_) abandon(op_);
   }
 
@@ -80,10 +94,24 @@ class raw_awaiter {
     task_header* me = this_worker()->current;
     me->resume = h;
     op_ = start(req_, me, &result_);
-    return op_ != nullptr;
+    if (!op_) return false;
+    // The task cannot resume before this poll ends (a wake during the poll
+    // is deferred to its end), so registering after start() is safe.
+    if (cancel_state* cs = me->cancel) [[unlikely]] {
+      scope_ = cs;
+      cancel_cb_.fn = &on_cancel;
+      cancel_cb_.ctx = this;
+      cs->add(&cancel_cb_);  // runs on_cancel at once if already cancelled
+    }
+    return true;
   }
-  long await_resume() noexcept {
+  long await_resume() {
+    // First, so that a cancel callback running on another thread has
+    // returned before the op goes away.
+    leave_scope();
     if (op_) result_ = finish(std::exchange(op_, nullptr), req_);
+    if (interrupted_ && result_ == -ECANCELED) [[unlikely]]
+      throw operation_cancelled();
     return result_;
   }
   /// After the await: the address length the operation reported (recvfrom).
@@ -93,6 +121,23 @@ class raw_awaiter {
   request req_;
   op* op_ = nullptr;
   long result_ = 0;
+
+ private:
+  static void on_cancel(void* self) noexcept {
+    auto* a = static_cast<raw_awaiter*>(self);
+    a->interrupted_ = true;
+    interrupt(a->op_);
+  }
+  void leave_scope() noexcept {
+    if (scope_) {
+      scope_->remove(&cancel_cb_);
+      scope_ = nullptr;
+    }
+  }
+
+  cancel_state* scope_ = nullptr;
+  cancel_callback cancel_cb_;
+  bool interrupted_ = false;
 };
 
 /// A raw_awaiter whose result is a byte count; a negative result throws
