@@ -365,6 +365,10 @@ class epoll_driver final : public io_driver {
   }
 
   void interrupt(op* o, bool /*owner*/) override {
+    // The flag first: a reaper that has the op off its list right now and
+    // finds it not ready sees the flag under the descriptor's lock and ends
+    // it instead of listing it again.
+    o->state.fetch_or(st_interrupted, std::memory_order_acq_rel);
     if (take_waiting(o)) {
       deliver(o, -ECANCELED);
       release(o);  // the list's reference
@@ -433,16 +437,23 @@ class epoll_driver final : public io_driver {
         const std::uint32_t s = seq.load(std::memory_order_acquire);
         const long v = perform(o);
         if (v == -EAGAIN) {
-          std::lock_guard lock(table().lock_for(fd));
-          if (seq.load(std::memory_order_relaxed) != s) continue;
-          if (o->state.load(std::memory_order_acquire) & st_abandoned) {
-            // Abandoned meanwhile: nobody will cancel it any more.
-          } else {
-            if (rd) push_list(e->rd_head, e->rd_tail, o);
-            else push_list(e->wr_head, e->wr_tail, o);
-            break;
+          {
+            std::lock_guard lock(table().lock_for(fd));
+            if (seq.load(std::memory_order_relaxed) != s) continue;
+            const std::uint32_t st = o->state.load(std::memory_order_acquire);
+            if (!(st & (st_abandoned | st_interrupted))) {
+              if (rd) push_list(e->rd_head, e->rd_tail, o);
+              else push_list(e->wr_head, e->wr_tail, o);
+              break;
+            }
           }
-          // fall through to release below (outside the lock)
+          // Abandoned meanwhile (nobody will cancel it any more), or
+          // interrupted while off the list (interrupt() found nothing to
+          // take; under the lock above it is seen here): end it now.
+          if (!(o->state.load(std::memory_order_relaxed) & st_abandoned)) {
+            deliver(o, -ECANCELED);
+            woke = true;
+          }
         } else {
           deliver(o, v);
           woke = true;

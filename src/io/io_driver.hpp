@@ -26,6 +26,7 @@ struct acceptor;
 inline constexpr std::uint32_t st_delivered = 1;  // the result is set; the waiter is (being) woken
 inline constexpr std::uint32_t st_abandoned = 2;  // the awaiter is gone
 inline constexpr std::uint32_t st_woken = 4;      // wake(waiter) has returned
+inline constexpr std::uint32_t st_interrupted = 8;  // interrupt() asked for an early end (epoll)
 
 /// One operation in flight. Owned by references: the awaiter's and the
 /// driver's (released when the kernel has let go: the CQE arrived, or the
