@@ -92,7 +92,9 @@ TEST_CASE("write_trace writes on demand while the runtime runs", "[trace]") {
     rt.block_on(yields(10));
     rt.write_trace(on_demand);
     const std::string json = slurp(on_demand);
-    CHECK(count(json, "\"ph\":\"X\"") >= 11);
+    // 11 polls; block_on may return before the worker has recorded the
+    // finished recording the last one (the completing poll), so 10 are certain.
+    CHECK(count(json, "\"ph\":\"X\"") >= 10);
     CHECK_THROWS_AS(rt.write_trace("/nonexistent-dir/x.json"), std::system_error);
   }
   std::remove(path.c_str());
