@@ -2,8 +2,11 @@
 //   fib [n] [workers]
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <pulse/pulse.hpp>
+
+#include "args.hpp"
+
+constexpr const char* usage = "usage: fib [n=27 (0-35)] [workers (1-256), default: hardware threads]\n";
 
 pulse::task<long> fib(int n) {
   if (n < 2) co_return n;
@@ -13,9 +16,10 @@ pulse::task<long> fib(int n) {
 }
 
 int main(int argc, char** argv) {
-  const int n = argc > 1 ? std::atoi(argv[1]) : 27;
+  const int n = example::int_arg("fib", usage, argc, argv, 1, "n", 27, 0, 35);
   auto builder = pulse::runtime::builder();
-  if (argc > 2) builder.worker_threads(static_cast<std::size_t>(std::atoi(argv[2])));
+  if (argc > 2)
+    builder.worker_threads(static_cast<std::size_t>(example::int_arg("fib", usage, argc, argv, 2, "workers", 0, 1, 256)));
   auto rt = builder.build();
   const auto start = std::chrono::steady_clock::now();
   const long r = rt.block_on(fib(n));

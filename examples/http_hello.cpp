@@ -8,13 +8,14 @@
 // their end (a blank line) and "Connection: close"; bodies are not supported.
 #include <algorithm>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <string>
 #include <string_view>
 
 #include <pulse/pulse.hpp>
+
+#include "args.hpp"
 
 namespace {
 
@@ -84,9 +85,11 @@ pulse::task<void> accept_loop(pulse::tcp_listener listener) {
 
 int main(int argc, char** argv) {
   try {
-    const std::string port = argc > 1 ? argv[1] : "8080";
+    constexpr const char* usage = "usage: http_hello [port=8080 (0-65535)] [workers (1-256)]\n";
+    const std::string port = std::to_string(example::int_arg("http_hello", usage, argc, argv, 1, "port", 8080, 0, 65535));
     auto builder = pulse::runtime::builder();
-    if (argc > 2) builder.worker_threads(static_cast<std::size_t>(std::atoi(argv[2])));
+    if (argc > 2)
+      builder.worker_threads(static_cast<std::size_t>(example::int_arg("http_hello", usage, argc, argv, 2, "workers", 0, 1, 256)));
     auto rt = builder.build();
     auto listener = pulse::tcp_listener::bind("127.0.0.1:" + port);
     std::printf("listening on %s (%s)\n", listener.local_address().to_string().c_str(),

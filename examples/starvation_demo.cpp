@@ -13,7 +13,6 @@
 // draws it); PULSE_METRICS_ENDPOINT=127.0.0.1:9464 serves Prometheus metrics.
 #include <algorithm>
 #include <atomic>
-#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -25,6 +24,8 @@
 #include <thread>
 #include <vector>
 #include <pulse/pulse.hpp>
+
+#include "args.hpp"
 
 using namespace std::chrono_literals;
 using clk = std::chrono::steady_clock;
@@ -105,19 +106,8 @@ pulse::task<> scenario(int hogs, std::chrono::milliseconds length) {
 
 constexpr const char* usage = "usage: starvation_demo [hogs=4 (0-64)] [seconds=2 (1-3600)] [workers=2 (1-64)]\n";
 
-// argv[i] as an integer in [lo, hi], or `fallback` when absent; anything
-// else ends the program with a message that names the argument.
 int int_arg(int argc, char** argv, int i, const char* name, int fallback, int lo, int hi) {
-  if (argc <= i) return fallback;
-  const std::string_view s = argv[i];
-  int v = 0;
-  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc{} || end != s.data() + s.size() || v < lo || v > hi) {
-    std::fprintf(stderr, "starvation_demo: %s must be an integer in [%d, %d], got '%s'\n%s", name, lo, hi, argv[i],
-                 usage);
-    std::exit(2);
-  }
-  return v;
+  return example::int_arg("starvation_demo", usage, argc, argv, i, name, fallback, lo, hi);
 }
 
 int main(int argc, char** argv) {

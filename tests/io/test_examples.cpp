@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "io/io_helpers.hpp"
@@ -111,6 +112,42 @@ TEST_CASE("echo_server echoes what several real clients send", "[examples]") {
       CHECK(recv_exact(fds[i], msg.size()) == msg);
     }
   for (int fd : fds) ::close(fd);
+}
+
+// Runs `args` to completion; its exit status and what it wrote to stderr.
+std::pair<int, std::string> run_to_end(std::vector<std::string> args) {
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
+  posix_spawn_file_actions_addclose(&fa, fds[0]);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  REQUIRE(::posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ) == 0);
+  posix_spawn_file_actions_destroy(&fa);
+  ::close(fds[1]);
+  std::string err;
+  char buf[256];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) err.append(buf, static_cast<std::size_t>(n));
+  ::close(fds[0]);
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, err};
+}
+
+TEST_CASE("the servers refuse a bad argument, naming it, instead of reading it as 0", "[examples]") {
+  const auto [rc1, err1] = run_to_end({PULSE_EXAMPLE_HTTP_HELLO, "0", "2x"});
+  CHECK(rc1 == 2);
+  CHECK(err1.find("http_hello: workers must be an integer in [1, 256], got '2x'") != std::string::npos);
+  const auto [rc2, err2] = run_to_end({PULSE_EXAMPLE_HTTP_HELLO, "65536"});
+  CHECK(rc2 == 2);
+  CHECK(err2.find("port must be an integer in [0, 65535], got '65536'") != std::string::npos);
+  const auto [rc3, err3] = run_to_end({PULSE_EXAMPLE_ECHO_SERVER, "127.0.0.1:0", "abc"});
+  CHECK(rc3 == 2);
+  CHECK(err3.find("echo_server: workers must be an integer in [1, 256], got 'abc'") != std::string::npos);
 }
 
 TEST_CASE("http_hello answers keep-alive and pipelined HTTP/1.1 requests", "[examples]") {
