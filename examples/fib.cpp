@@ -19,7 +19,8 @@ int main(int argc, char** argv) {
   const int n = example::int_arg("fib", usage, argc, argv, 1, "n", 27, 0, 35);
   auto builder = pulse::runtime::builder();
   if (argc > 2)
-    builder.worker_threads(static_cast<std::size_t>(example::int_arg("fib", usage, argc, argv, 2, "workers", 0, 1, 256)));
+    builder.worker_threads(
+        static_cast<std::size_t>(example::int_arg("fib", usage, argc, argv, 2, "workers", 0, 1, 256)));
   auto rt = builder.build();
   const auto start = std::chrono::steady_clock::now();
   const long r = rt.block_on(fib(n));
