@@ -42,10 +42,9 @@ int main(int argc, char** argv) {
   try {
     const std::string addr = argc > 1 ? argv[1] : "127.0.0.1:7000";
     auto builder = pulse::runtime::builder();
-    constexpr const char* usage = "usage: echo_server [address=127.0.0.1:7000] [workers (1-256)]\n";
-    if (argc > 2)
-      builder.worker_threads(
-          static_cast<std::size_t>(example::int_arg("echo_server", usage, argc, argv, 2, "workers", 0, 1, 256)));
+    const example::args args("echo_server", "usage: echo_server [address=127.0.0.1:7000] [workers (1-256)]\n",
+                             argc, argv);
+    args.worker_threads(builder, 2);
     auto rt = builder.build();
     auto listener = pulse::tcp_listener::bind(addr);
     std::printf("listening on %s (%s)\n", listener.local_address().to_string().c_str(),

@@ -16,11 +16,10 @@ pulse::task<long> fib(int n) {
 }
 
 int main(int argc, char** argv) {
-  const int n = example::int_arg("fib", usage, argc, argv, 1, "n", 27, 0, 35);
+  const example::args args("fib", usage, argc, argv);
+  const int n = args.integer(1, "n", 27, 0, 35);
   auto builder = pulse::runtime::builder();
-  if (argc > 2)
-    builder.worker_threads(
-        static_cast<std::size_t>(example::int_arg("fib", usage, argc, argv, 2, "workers", 0, 1, 256)));
+  args.worker_threads(builder, 2);
   auto rt = builder.build();
   const auto start = std::chrono::steady_clock::now();
   const long r = rt.block_on(fib(n));

@@ -85,13 +85,11 @@ pulse::task<void> accept_loop(pulse::tcp_listener listener) {
 
 int main(int argc, char** argv) {
   try {
-    constexpr const char* usage = "usage: http_hello [port=8080 (0-65535)] [workers (1-256)]\n";
-    const std::string port =
-        std::to_string(example::int_arg("http_hello", usage, argc, argv, 1, "port", 8080, 0, 65535));
+    const example::args args("http_hello", "usage: http_hello [port=8080 (0-65535)] [workers (1-256)]\n", argc,
+                             argv);
+    const std::string port = std::to_string(args.integer(1, "port", 8080, 0, 65535));
     auto builder = pulse::runtime::builder();
-    if (argc > 2)
-      builder.worker_threads(
-          static_cast<std::size_t>(example::int_arg("http_hello", usage, argc, argv, 2, "workers", 0, 1, 256)));
+    args.worker_threads(builder, 2);
     auto rt = builder.build();
     auto listener = pulse::tcp_listener::bind("127.0.0.1:" + port);
     std::printf("listening on %s (%s)\n", listener.local_address().to_string().c_str(),

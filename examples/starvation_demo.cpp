@@ -106,10 +106,6 @@ pulse::task<> scenario(int hogs, std::chrono::milliseconds length) {
 
 constexpr const char* usage = "usage: starvation_demo [hogs=4 (0-64)] [seconds=2 (1-3600)] [workers=2 (1-64)]\n";
 
-int int_arg(int argc, char** argv, int i, const char* name, int fallback, int lo, int hi) {
-  return example::int_arg("starvation_demo", usage, argc, argv, i, name, fallback, lo, hi);
-}
-
 int main(int argc, char** argv) {
   if (argc > 1 && (std::string_view(argv[1]) == "-h" || std::string_view(argv[1]) == "--help")) {
     std::fputs(usage, stdout);
@@ -119,9 +115,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "starvation_demo: at most 3 arguments, got %d\n%s", argc - 1, usage);
     return 2;
   }
-  const int hogs = int_arg(argc, argv, 1, "hogs", 4, 0, 64);
-  const auto length = std::chrono::milliseconds(int_arg(argc, argv, 2, "seconds", 2, 1, 3600) * 1000);
-  const auto workers = static_cast<std::size_t>(int_arg(argc, argv, 3, "workers", 2, 1, 64));
+  const example::args args("starvation_demo", usage, argc, argv);
+  const int hogs = args.integer(1, "hogs", 4, 0, 64);
+  const auto length = std::chrono::milliseconds(args.integer(2, "seconds", 2, 1, 3600) * 1000);
+  const auto workers = static_cast<std::size_t>(args.integer(3, "workers", 2, 1, 64));
   std::printf("Pulse starvation demo: %zu workers; a probe sleeping 1 ms in a loop; %d CPU hogs that never yield\n",
               workers, hogs);
 

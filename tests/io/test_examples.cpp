@@ -23,25 +23,31 @@ using namespace pulse_test;
 
 namespace {
 
+// Starts `args` with its descriptor `piped` (1: stdout, 2: stderr) on a
+// pipe; returns the pipe's read end.
+int spawn_piped(std::vector<std::string>& args, int piped, pid_t* pid) {
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, fds[1], piped);
+  posix_spawn_file_actions_addclose(&fa, fds[0]);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  REQUIRE(::posix_spawn(pid, argv[0], &fa, nullptr, argv.data(), environ) == 0);
+  posix_spawn_file_actions_destroy(&fa);
+  ::close(fds[1]);
+  return fds[0];
+}
+
 // Runs `argv` with stdout on a pipe; reads its first line ("listening on
 // 127.0.0.1:PORT (...)") and kills it on destruction.
 class server_process {
  public:
   explicit server_process(std::vector<std::string> args, const char* backend) {
-    int fds[2];
-    REQUIRE(::pipe(fds) == 0);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-    posix_spawn_file_actions_addclose(&fa, fds[0]);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
     scoped_env env("PULSE_IO_BACKEND", backend);
-    REQUIRE(::posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ) == 0);
-    posix_spawn_file_actions_destroy(&fa);
-    ::close(fds[1]);
-    FILE* out = ::fdopen(fds[0], "r");
+    FILE* out = ::fdopen(spawn_piped(args, 1, &pid_), "r");
     char line[256] = {};
     REQUIRE(std::fgets(line, sizeof line, out) != nullptr);
     std::fclose(out);
@@ -116,23 +122,12 @@ TEST_CASE("echo_server echoes what several real clients send", "[examples]") {
 
 // Runs `args` to completion; its exit status and what it wrote to stderr.
 std::pair<int, std::string> run_to_end(std::vector<std::string> args) {
-  int fds[2];
-  REQUIRE(::pipe(fds) == 0);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
-  posix_spawn_file_actions_addclose(&fa, fds[0]);
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
   pid_t pid = -1;
-  REQUIRE(::posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ) == 0);
-  posix_spawn_file_actions_destroy(&fa);
-  ::close(fds[1]);
+  const int fd = spawn_piped(args, 2, &pid);
   std::string err;
   char buf[256];
-  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) err.append(buf, static_cast<std::size_t>(n));
-  ::close(fds[0]);
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) err.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
   int status = 0;
   REQUIRE(::waitpid(pid, &status, 0) == pid);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, err};
