@@ -4,6 +4,9 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <chrono>
+#include <thread>
+#include <utility>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -227,4 +230,58 @@ TEST_CASE("I/O outside a runtime task throws usage_error", "[tcp]") {
     co_await s.read(buf);
   }(a, buf);
   CHECK_THROWS_AS(co.rethrow(), pulse::usage_error);
+}
+
+TEST_CASE("epoll: a socket that becomes ready while its worker's thread is busy is served by the other worker",
+          "[tcp][epoll]") {
+  // The reader waits in the epoll set of the slot that polled it; that
+  // slot's thread is then kept in a task that never yields (the monitor's
+  // hand-off is pushed out of reach, so only the other worker can help).
+  auto builder = pulse::runtime::builder().worker_threads(2).io_backend(pulse::io_backend::epoll);
+#if PULSE_PREEMPTION
+  auto cfg = pulse::tier_config::balanced();
+  cfg.handoff_threshold = std::chrono::seconds(60);
+  cfg.stall_threshold = std::chrono::seconds(60);
+  builder.tier_config(cfg);
+#endif
+  auto rt = builder.build();
+  auto l = pulse::tcp_listener::bind("127.0.0.1:0");
+  auto [server, client] = rt.block_on([](const pulse::tcp_listener& l) -> pulse::task<std::pair<pulse::tcp_stream, pulse::tcp_stream>> {
+    auto c = pulse::spawn(pulse::tcp_stream::connect(l.local_address()));
+    auto s = co_await l.accept();
+    auto cs = co_await c;
+    co_return std::pair(std::move(s), std::move(cs));
+  }(l));
+  pulse::notify go;
+  std::atomic<bool> spinning{false};
+  std::atomic<bool> served{false};
+  // Runs on the reader's thread: the reader's notify puts it in that
+  // slot's LIFO slot, which other workers do not steal from.
+  auto hog = rt.spawn([](pulse::notify& go, std::atomic<bool>& spinning, std::atomic<bool>& served) -> pulse::task<bool> {
+    co_await go.notified();
+    spinning.store(true);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!served.load() && std::chrono::steady_clock::now() < deadline) {
+    }
+    co_return served.load();
+  }(go, spinning, served));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the hog waits on `go`
+  auto reader = rt.spawn([](pulse::tcp_stream& s, pulse::notify& go, std::atomic<bool>& served) -> pulse::task<std::size_t> {
+    go.notify_one();
+    std::byte b[4];
+    const std::size_t n = co_await s.read(b);  // would block: waits in this slot's epoll set
+    served.store(true);
+    co_return n;
+  }(server, go, served));
+  for (int i = 0; i < 10'000 && !spinning.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  REQUIRE(spinning.load());
+  // The other worker runs the writer, then finds the reader's readiness.
+  auto writer = rt.spawn([](pulse::tcp_stream& c) -> pulse::task<void> { co_await c.write_all(bytes("x")); }(client));
+  const bool served_while_busy = rt.block_on([](pulse::join_handle<bool> h) -> pulse::task<bool> { co_return co_await h; }(std::move(hog)));
+  CHECK(served_while_busy);
+  const std::size_t n = rt.block_on([](pulse::join_handle<std::size_t> r, pulse::join_handle<void> w) -> pulse::task<std::size_t> {
+    co_await w;
+    co_return co_await r;
+  }(std::move(reader), std::move(writer)));
+  CHECK(n == 1);
 }
