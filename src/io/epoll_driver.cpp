@@ -253,7 +253,12 @@ class epoll_driver final : public io_driver {
   }
 
   bool poll_io() override { return wait(0); }
-  bool poll_foreign() override { return wait(0, true); }
+  bool poll_foreign() override {
+    // A parked owner is woken by its set's readiness itself: only the sets
+    // of owners that are busy (or kept off their CPU) are worth a system call.
+    if (state_.load(std::memory_order_relaxed) == parked) return false;
+    return wait(0, true);
+  }
 
   bool shutdown_wake() override {
     bool any = false;
