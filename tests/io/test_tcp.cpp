@@ -5,10 +5,10 @@
 
 #include <atomic>
 #include <chrono>
-#include <thread>
-#include <utility>
 #include <cstring>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "io/io_helpers.hpp"
