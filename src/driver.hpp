@@ -24,13 +24,6 @@ class driver {
   /// Owner, once per scheduler tick: submits queued I/O and processes the
   /// completions that are there, without blocking. True when tasks were woken.
   virtual bool poll_io() { return false; }
-  /// Any thread serving another slot of the same runtime, while it looks
-  /// for work: processes readiness that arrived for this driver's tasks
-  /// without blocking, waking them into the caller's own queue -- so a slot
-  /// whose thread the OS keeps off its CPU does not hold its sockets' tasks
-  /// back. True when tasks were woken. Backends whose completions belong to
-  /// the thread that submitted them (io_uring) cannot, and return false.
-  virtual bool poll_foreign() { return false; }
   /// A thread starts serving the slot (at start-up and after a hand-off):
   /// re-arms whatever must be armed by the thread that waits.
   virtual void adopt() {}

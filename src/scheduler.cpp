@@ -450,14 +450,6 @@ task_header* scheduler::search(worker_slot& w) {
         return t;
       }
     }
-    // Nothing queued anywhere: readiness waiting for another slot whose
-    // thread is not running (epoll backend) becomes our work.
-    for (std::uint32_t i = 0; i < n; ++i) {
-      const std::uint32_t v = (start + i) % n;
-      if (v == w.index) continue;
-      if (slots_[v]->drv->poll_foreign())
-        if (task_header* t = w.queue.pop()) return t;
-    }
   }
   return pop_injector_batch(w);
 }

@@ -6,18 +6,19 @@
 // on the caller's buffer (no copy, no wait in the common case); only when it
 // would block does it get an op with its own buffer, queued on the socket's
 // entry in a process-wide fd table. Each socket is registered once
-// (edge-triggered, in and out) with the epoll set of the slot whose task
-// first waited on it; that slot's owner runs the system call of the waiting
-// ops when the socket becomes ready and wakes their tasks. A per-direction
-// readiness sequence closes the race between a failed try and the queueing.
+// (edge-triggered, in and out) with its runtime's one epoll set; whichever
+// slot polls the set runs the system call of the waiting ops of a socket
+// that became ready and wakes their tasks into its own queue. A
+// per-direction readiness sequence closes the race between a failed try and
+// the queueing.
 //
-// Nothing here is bound to a thread, so a hand-off needs nothing special:
-// the new owner of the slot waits in the same epoll set. For the same
-// reason another slot's thread may take the readiness (poll_foreign): a
-// worker that finds no task anywhere polls the other slots' sets before it
-// parks, so the sockets of a slot whose thread is busy or kept off its CPU
-// by the OS are served by whoever is free, as with Tokio's single shared
-// driver (http_hello under wrk, 2 workers: p99 5.6 -> 4.5 ms, BENCHMARKS.md).
+// One set per runtime, not per slot, and nothing bound to a thread: the
+// sockets of a slot whose thread is busy, or kept off its CPU by the OS,
+// are served by whichever worker is free, as with Tokio's shared driver
+// (http_hello under wrk: BENCHMARKS.md), and a hand-off needs nothing
+// special. Every slot polls the set at its ticks and before it parks; of
+// the parked slots, one at a time (the holder) sleeps in the set, the
+// others on their own eventfd, so readiness wakes one thread.
 //
 // Regular files are always "ready" to epoll, so file operations run on a
 // small thread pool (up to 4 threads, started on demand).
@@ -33,6 +34,7 @@
 #include <system_error>
 #include <cstring>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -44,10 +46,11 @@ namespace pulse::detail::io {
 namespace {
 
 class epoll_driver;
+struct socket_set;
 
 struct fd_entry {
   std::uint32_t gen = 0;
-  epoll_driver* drv = nullptr;  // the epoll set it is registered with
+  socket_set* set = nullptr;    // the runtime's epoll set it is registered with
   op* rd_head = nullptr;        // waiting to read (recv, accept, recvfrom)
   op* rd_tail = nullptr;
   op* wr_head = nullptr;        // waiting to write (send, sendto, connect)
@@ -204,30 +207,56 @@ file_pool& pool() {
   return p;
 }
 
+// ---------------------------------------------------------------- the set
+
+/// One per runtime: the epoll set every socket of the runtime is registered
+/// with (edge-triggered), plus the set's own wake-up eventfd (level-
+/// triggered, so that a slot that merely polls the set cannot swallow it).
+/// One parked slot at a time, the holder, sleeps in the set; the other
+/// parked slots sleep on their own eventfd only, so a socket's readiness
+/// wakes one thread, not all of them. unpark() reaches a holder through the
+/// set's eventfd (see epoll_driver::state_).
+struct socket_set {
+  int fd = -1;
+  int wake_fd = -1;
+  std::atomic<epoll_driver*> holder{nullptr};
+
+  ~socket_set() {
+    // Sockets that outlive the runtime forget this epoll set.
+    table().for_each([this](int sfd, fd_entry& e) {
+      std::lock_guard lock(table().lock_for(sfd));
+      if (e.set == this) {
+        e.set = nullptr;
+        ++e.gen;
+      }
+    });
+    if (wake_fd >= 0) ::close(wake_fd);
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+// Event data: a socket's is gen << 32 | fd; an eventfd's has all ones in
+// its low half (no descriptor number): the set's own, or a slot's.
+constexpr std::uint64_t set_wake_tag = ~std::uint64_t{0};
+constexpr std::uint64_t own_wake_tag = 0xffffffffu;
+
 // ------------------------------------------------------------------ driver
 
 class epoll_driver final : public io_driver {
  public:
-  int init() {
+  int init(std::shared_ptr<socket_set> set) {
+    set_ = std::move(set);
     epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
     if (epfd_ < 0) return errno;
     efd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (efd_ < 0) return errno;
     epoll_event ev{};
     ev.events = EPOLLIN;
-    ev.data.u64 = wake_tag;
+    ev.data.u64 = own_wake_tag;
     if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, efd_, &ev) != 0) return errno;
     return 0;
   }
   ~epoll_driver() override {
-    // Sockets that outlive the runtime forget this epoll set.
-    table().for_each([this](int fd, fd_entry& e) {
-      std::lock_guard lock(table().lock_for(fd));
-      if (e.drv == this) {
-        e.drv = nullptr;
-        ++e.gen;
-      }
-    });
     if (efd_ >= 0) ::close(efd_);
     if (epfd_ >= 0) ::close(epfd_);
   }
@@ -235,30 +264,46 @@ class epoll_driver final : public io_driver {
   pulse::io_backend backend() const noexcept override { return pulse::io_backend::epoll; }
 
   bool park(std::int64_t timeout_ns) override {
+    // The first slot to park holds the set and sleeps in it; the others
+    // sleep on their eventfd until an unpark or a timer. (Tokio's workers
+    // share their I/O driver the same way.) The state names where we sleep,
+    // so that unpark() writes the eventfd we wait on.
+    epoll_driver* none = nullptr;
+    const bool holder = set_->holder.compare_exchange_strong(none, this, std::memory_order_acq_rel);
     std::uint32_t s = empty;
-    if (!state_.compare_exchange_strong(s, parked, std::memory_order_acquire)) {
+    bool woke;
+    if (!state_.compare_exchange_strong(s, holder ? parked_set : parked_own, std::memory_order_acq_rel)) {
       state_.store(empty, std::memory_order_relaxed);
-      return poll_io();
+      woke = wait(set_->fd, 0, false);
+    } else {
+      woke = holder ? wait(set_->fd, timeout_ns, true) : wait(epfd_, timeout_ns, false);
+      state_.exchange(empty, std::memory_order_acquire);
     }
-    const bool woke = wait(timeout_ns);
-    state_.exchange(empty, std::memory_order_acquire);
+    if (holder) set_->holder.store(nullptr, std::memory_order_release);
     return woke;
   }
 
   void unpark() override {
-    if (state_.exchange(notified, std::memory_order_release) == parked) {
-      const std::uint64_t one = 1;
-      [[maybe_unused]] ssize_t n = ::write(efd_, &one, sizeof one);
+    const std::uint64_t one = 1;
+    switch (state_.exchange(notified, std::memory_order_acq_rel)) {
+      case parked_own: {
+        [[maybe_unused]] ssize_t n = ::write(efd_, &one, sizeof one);
+        break;
+      }
+      case parked_set: {
+        // Level-triggered: a slot polling the set meanwhile cannot take it
+        // away; a late write only costs the next holder a spurious wake.
+        [[maybe_unused]] ssize_t n = ::write(set_->wake_fd, &one, sizeof one);
+        break;
+      }
+      default:
+        break;
     }
   }
 
-  bool poll_io() override { return wait(0); }
-  bool poll_foreign() override {
-    // A parked owner is woken by its set's readiness itself: only the sets
-    // of owners that are busy (or kept off their CPU) are worth a system call.
-    if (state_.load(std::memory_order_relaxed) == parked) return false;
-    return wait(0, true);
-  }
+  // Any slot takes any socket's readiness: a slot whose thread is busy, or
+  // kept off its CPU by the OS, does not hold its tasks' sockets back.
+  bool poll_io() override { return wait(set_->fd, 0, false); }
 
   bool shutdown_wake() override {
     bool any = false;
@@ -267,7 +312,7 @@ class epoll_driver final : public io_driver {
       op* wr = nullptr;
       {
         std::lock_guard lock(table().lock_for(fd));
-        if (e.drv != this) return;
+        if (e.set != set_.get()) return;
         rd = take_list(e.rd_head, e.rd_tail);
         wr = take_list(e.wr_head, e.wr_tail);
       }
@@ -342,20 +387,19 @@ class epoll_driver final : public io_driver {
     for (;;) {
       {
         std::lock_guard lock(l);
-        if (!e->drv) {
+        if (!e->set) {
           ++e->gen;
           epoll_event ev{};
           ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
           ev.data.u64 = (std::uint64_t{e->gen} << 32) | static_cast<std::uint32_t>(o->fd);
-          if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, o->fd, &ev) != 0) {
+          if (::epoll_ctl(set_->fd, EPOLL_CTL_ADD, o->fd, &ev) != 0) {
             o->result = -errno;
             return false;
           }
-          e->drv = this;
+          e->set = set_.get();
         }
         auto& seq = rd ? e->rd_seq : e->wr_seq;
         if (seq.load(std::memory_order_relaxed) == o->seq) {
-          o->drv = e->drv;
           if (rd) push_list(e->rd_head, e->rd_tail, o);
           else push_list(e->wr_head, e->wr_tail, o);
           return true;
@@ -391,54 +435,68 @@ class epoll_driver final : public io_driver {
   std::atomic<int> file_ops_{0};
 
  private:
-  static constexpr std::uint64_t wake_tag = ~std::uint64_t{0};
-  static constexpr std::uint32_t empty = 0, parked = 1, notified = 2;
+  static constexpr std::uint32_t empty = 0, parked_own = 1, parked_set = 2, notified = 3;
 
-  // `foreign`: called by another slot's thread (poll_foreign), which must
-  // leave the wake-up eventfd to the owner (level-triggered, the owner
-  // still sees it).
-  bool wait(std::int64_t timeout_ns, bool foreign = false) {
+  // Waits in `epfd` (the runtime's set, or this slot's own with just its
+  // eventfd) and runs the operations of the sockets that became ready.
+  // The set's eventfd is the holder's (`holder`) to take; while nothing
+  // else happened, a holder's wait goes on until the deadline.
+  bool wait(int epfd, std::int64_t timeout_ns, bool holder) {
     epoll_event evs[256];
-    timespec ts{};
-    timespec* tsp = nullptr;
-    if (timeout_ns >= 0) {
-      ts.tv_sec = timeout_ns / 1'000'000'000;
-      ts.tv_nsec = timeout_ns % 1'000'000'000;
-      tsp = &ts;
-    }
-    const int n = ::epoll_pwait2(epfd_, evs, 256, tsp, nullptr);
+    const bool forever = timeout_ns < 0;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::nanoseconds(forever ? 0 : timeout_ns);
     bool woke = false;
-    for (int i = 0; i < n; ++i) {
-      const std::uint64_t d = evs[i].data.u64;
-      if (d == wake_tag) {
-        if (foreign) continue;
-        std::uint64_t v;
-        [[maybe_unused]] ssize_t r = ::read(efd_, &v, sizeof v);
-        continue;
+    for (;;) {
+      timespec ts{};
+      timespec* tsp = nullptr;
+      if (!forever) {
+        ts.tv_sec = timeout_ns / 1'000'000'000;
+        ts.tv_nsec = timeout_ns % 1'000'000'000;
+        tsp = &ts;
       }
-      const int fd = static_cast<int>(d & 0xffffffffu);
-      const auto gen = static_cast<std::uint32_t>(d >> 32);
-      fd_entry* e = table().get(fd, false);
-      if (!e) continue;
-      const std::uint32_t ev = evs[i].events;
-      op* rd = nullptr;
-      op* wr = nullptr;
-      {
-        std::lock_guard lock(table().lock_for(fd));
-        if (e->gen != gen || e->drv != this) continue;
-        if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)) {
-          e->rd_seq.fetch_add(1, std::memory_order_release);
-          rd = take_list(e->rd_head, e->rd_tail);
-        }
-        if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
-          e->wr_seq.fetch_add(1, std::memory_order_release);
-          wr = take_list(e->wr_head, e->wr_tail);
-        }
+      const int n = ::epoll_pwait2(epfd, evs, 256, tsp, nullptr);
+      bool other = false;  // something for us: a socket, our eventfd, an error
+      if (n <= 0) return woke;
+      for (int i = 0; i < n; ++i) other |= handle(evs[i], woke, holder);
+      if (other || timeout_ns == 0) return woke;
+      if (!forever) {
+        timeout_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - std::chrono::steady_clock::now()).count();
+        if (timeout_ns <= 0) return woke;
       }
-      woke |= run(fd, e, rd, true);
-      woke |= run(fd, e, wr, false);
     }
-    return woke;
+  }
+
+  // One event; false when it was the set's eventfd seen by a non-holder.
+  bool handle(const epoll_event& event, bool& woke, bool holder) {
+    const std::uint64_t d = event.data.u64;
+    if (d == own_wake_tag || d == set_wake_tag) {
+      if (d == set_wake_tag && !holder) return false;
+      std::uint64_t v;
+      [[maybe_unused]] ssize_t r = ::read(d == own_wake_tag ? efd_ : set_->wake_fd, &v, sizeof v);
+      return true;
+    }
+    const int fd = static_cast<int>(d & 0xffffffffu);
+    const auto gen = static_cast<std::uint32_t>(d >> 32);
+    fd_entry* e = table().get(fd, false);
+    if (!e) return true;
+    const std::uint32_t ev = event.events;
+    op* rd = nullptr;
+    op* wr = nullptr;
+    {
+      std::lock_guard lock(table().lock_for(fd));
+      if (e->gen != gen || e->set != set_.get()) return true;
+      if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)) {
+        e->rd_seq.fetch_add(1, std::memory_order_release);
+        rd = take_list(e->rd_head, e->rd_tail);
+      }
+      if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
+        e->wr_seq.fetch_add(1, std::memory_order_release);
+        wr = take_list(e->wr_head, e->wr_tail);
+      }
+    }
+    woke |= run(fd, e, rd, true);
+    woke |= run(fd, e, wr, false);
+    return true;
   }
 
   bool run(int fd, fd_entry* e, op* list, bool rd) {
@@ -480,7 +538,8 @@ class epoll_driver final : public io_driver {
     return woke;
   }
 
-  int epfd_ = -1;
+  std::shared_ptr<socket_set> set_;
+  int epfd_ = -1;  // this slot's own wait: its eventfd only
   int efd_ = -1;
   std::atomic<std::uint32_t> state_{empty};
 };
@@ -508,10 +567,26 @@ void file_pool::loop() {
 
 }  // namespace
 
-std::unique_ptr<io_driver> make_epoll_driver() {
-  auto d = std::make_unique<epoll_driver>();
-  if (const int e = d->init()) throw std::system_error(e, std::system_category(), "pulse: epoll driver setup");
-  return d;
+std::vector<std::unique_ptr<io_driver>> make_epoll_drivers(std::size_t n) {
+  auto set = std::make_shared<socket_set>();
+  const auto fail = [] { throw std::system_error(errno, std::system_category(), "pulse: epoll driver setup"); };
+  set->fd = ::epoll_create1(EPOLL_CLOEXEC);
+  if (set->fd < 0) fail();
+  set->wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (set->wake_fd < 0) fail();
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = set_wake_tag;
+  if (::epoll_ctl(set->fd, EPOLL_CTL_ADD, set->wake_fd, &ev) != 0) fail();
+  std::vector<std::unique_ptr<io_driver>> out;
+  out.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    auto d = std::make_unique<epoll_driver>();
+    if (const int e = d->init(set))
+      throw std::system_error(e, std::system_category(), "pulse: epoll driver setup");
+    out.push_back(std::move(d));
+  }
+  return out;
 }
 
 /// Forgets the epoll registration of a descriptor about to be closed: a
@@ -523,8 +598,8 @@ void forget_fd(int fd) noexcept {
   op* wr = nullptr;
   {
     std::lock_guard lock(table().lock_for(fd));
-    if (!e->drv && !e->rd_head && !e->wr_head) return;
-    e->drv = nullptr;
+    if (!e->set && !e->rd_head && !e->wr_head) return;
+    e->set = nullptr;
     ++e->gen;
     rd = take_list(e->rd_head, e->rd_tail);
     wr = take_list(e->wr_head, e->wr_tail);

@@ -247,7 +247,7 @@ std::vector<std::unique_ptr<driver>> make_slot_drivers(pulse::io_backend wanted,
       return out;
     }
   }
-  for (std::size_t i = 0; i < n; ++i) out.push_back(make_epoll_driver());
+  for (auto& d : make_epoll_drivers(n)) out.push_back(std::move(d));
   *used = pulse::io_backend::epoll;
   return out;
 }

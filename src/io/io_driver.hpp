@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <vector>
 
 #include "driver.hpp"
 #include "pulse/detail/spinlock.hpp"
@@ -117,7 +118,8 @@ target current_target();
 bool owns(const io_driver* d) noexcept;
 
 std::unique_ptr<io_driver> make_uring_driver(int* error);  // null + errno on failure
-std::unique_ptr<io_driver> make_epoll_driver();
+/// The epoll drivers of a runtime's n slots: they share one socket set.
+std::vector<std::unique_ptr<io_driver>> make_epoll_drivers(std::size_t n);
 
 /// Runs the system call of a socket operation on `buf` (non-blocking);
 /// -errno on failure. Shared by both backends' inline paths.
