@@ -438,53 +438,42 @@ class epoll_driver final : public io_driver {
   static constexpr std::uint32_t empty = 0, parked_own = 1, parked_set = 2, notified = 3;
 
   // Waits in `epfd` (the runtime's set, or this slot's own with just its
-  // eventfd) and runs the operations of the sockets that became ready.
-  // The set's eventfd is the holder's (`holder`) to take; while nothing
-  // else happened, a holder's wait goes on until the deadline.
+  // eventfd) and runs the operations of the sockets that became ready. The
+  // set's eventfd is only the holder's (`holder`) to take: level-triggered,
+  // it stays for the holder when another slot polls the set.
   bool wait(int epfd, std::int64_t timeout_ns, bool holder) {
     epoll_event evs[256];
-    const bool forever = timeout_ns < 0;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::nanoseconds(forever ? 0 : timeout_ns);
-    bool woke = false;
-    for (;;) {
-      timespec ts{};
-      timespec* tsp = nullptr;
-      if (!forever) {
-        ts.tv_sec = timeout_ns / 1'000'000'000;
-        ts.tv_nsec = timeout_ns % 1'000'000'000;
-        tsp = &ts;
-      }
-      const int n = ::epoll_pwait2(epfd, evs, 256, tsp, nullptr);
-      bool other = false;  // something for us: a socket, our eventfd, an error
-      if (n <= 0) return woke;
-      for (int i = 0; i < n; ++i) other |= handle(evs[i], woke, holder);
-      if (other || timeout_ns == 0) return woke;
-      if (!forever) {
-        timeout_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - std::chrono::steady_clock::now()).count();
-        if (timeout_ns <= 0) return woke;
-      }
+    timespec ts{};
+    timespec* tsp = nullptr;
+    if (timeout_ns >= 0) {
+      ts.tv_sec = timeout_ns / 1'000'000'000;
+      ts.tv_nsec = timeout_ns % 1'000'000'000;
+      tsp = &ts;
     }
+    const int n = ::epoll_pwait2(epfd, evs, 256, tsp, nullptr);
+    bool woke = false;
+    for (int i = 0; i < n; ++i) handle(evs[i], woke, holder);
+    return woke;
   }
 
-  // One event; false when it was the set's eventfd seen by a non-holder.
-  bool handle(const epoll_event& event, bool& woke, bool holder) {
+  void handle(const epoll_event& event, bool& woke, bool holder) {
     const std::uint64_t d = event.data.u64;
-    if (d == own_wake_tag || d == set_wake_tag) {
-      if (d == set_wake_tag && !holder) return false;
+    if (d == own_wake_tag || (d == set_wake_tag && holder)) {
       std::uint64_t v;
       [[maybe_unused]] ssize_t r = ::read(d == own_wake_tag ? efd_ : set_->wake_fd, &v, sizeof v);
-      return true;
+      return;
     }
+    if (d == set_wake_tag) return;
     const int fd = static_cast<int>(d & 0xffffffffu);
     const auto gen = static_cast<std::uint32_t>(d >> 32);
     fd_entry* e = table().get(fd, false);
-    if (!e) return true;
+    if (!e) return;
     const std::uint32_t ev = event.events;
     op* rd = nullptr;
     op* wr = nullptr;
     {
       std::lock_guard lock(table().lock_for(fd));
-      if (e->gen != gen || e->set != set_.get()) return true;
+      if (e->gen != gen || e->set != set_.get()) return;
       if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)) {
         e->rd_seq.fetch_add(1, std::memory_order_release);
         rd = take_list(e->rd_head, e->rd_tail);
@@ -496,7 +485,6 @@ class epoll_driver final : public io_driver {
     }
     woke |= run(fd, e, rd, true);
     woke |= run(fd, e, wr, false);
-    return true;
   }
 
   bool run(int fd, fd_entry* e, op* list, bool rd) {
