@@ -234,9 +234,10 @@ TEST_CASE("I/O outside a runtime task throws usage_error", "[tcp]") {
 
 TEST_CASE("epoll: a socket that becomes ready while its worker's thread is busy is served by the other worker",
           "[tcp][epoll]") {
-  // The reader waits in the epoll set of the slot that polled it; that
-  // slot's thread is then kept in a task that never yields (the monitor's
-  // hand-off is pushed out of reach, so only the other worker can help).
+  // The reader's socket waits for readiness while the thread of the slot
+  // that polled it is kept in a task that never yields (the monitor's
+  // hand-off is pushed out of reach, so only the other worker can help);
+  // the runtime's one epoll set lets the other worker take the readiness.
   auto builder = pulse::runtime::builder().worker_threads(2).io_backend(pulse::io_backend::epoll);
 #if PULSE_PREEMPTION
   auto cfg = pulse::tier_config::balanced();
@@ -269,7 +270,7 @@ TEST_CASE("epoll: a socket that becomes ready while its worker's thread is busy 
   auto reader = rt.spawn([](pulse::tcp_stream& s, pulse::notify& go, std::atomic<bool>& served) -> pulse::task<std::size_t> {
     go.notify_one();
     std::byte b[4];
-    const std::size_t n = co_await s.read(b);  // would block: waits in this slot's epoll set
+    const std::size_t n = co_await s.read(b);  // would block: waits for readiness
     served.store(true);
     co_return n;
   }(server, go, served));
