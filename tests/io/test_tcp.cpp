@@ -286,3 +286,56 @@ TEST_CASE("epoll: a socket that becomes ready while its worker's thread is busy 
   }(std::move(reader), std::move(writer)));
   CHECK(n == 1);
 }
+
+TEST_CASE("epoll: readiness is still watched while the worker it woke runs a task that never yields",
+          "[tcp][epoll]") {
+  // The parked worker that sleeps in the runtime's epoll set wakes for the
+  // first socket and runs a hog; the other worker, parked on its own
+  // eventfd until then, must take over watching the set for the second.
+  auto builder = pulse::runtime::builder().worker_threads(2).io_backend(pulse::io_backend::epoll);
+#if PULSE_PREEMPTION
+  auto cfg = pulse::tier_config::balanced();
+  cfg.handoff_threshold = std::chrono::seconds(60);
+  cfg.stall_threshold = std::chrono::seconds(60);
+  builder.tier_config(cfg);
+#endif
+  auto rt = builder.build();
+  auto l = pulse::tcp_listener::bind("127.0.0.1:0");
+  const auto pair = [&] {
+    return rt.block_on([](const pulse::tcp_listener& l) -> pulse::task<std::pair<pulse::tcp_stream, pulse::tcp_stream>> {
+      auto c = pulse::spawn(pulse::tcp_stream::connect(l.local_address()));
+      auto s = co_await l.accept();
+      auto cs = co_await c;
+      co_return std::pair(std::move(s), std::move(cs));
+    }(l));
+  };
+  auto [a_server, a_client] = pair();
+  auto [b_server, b_client] = pair();
+  std::atomic<bool> spinning{false};
+  std::atomic<bool> served{false};
+  auto hog = rt.spawn([](pulse::tcp_stream& s, std::atomic<bool>& spinning, std::atomic<bool>& served) -> pulse::task<bool> {
+    std::byte b[4];
+    co_await s.read(b);
+    spinning.store(true);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!served.load() && std::chrono::steady_clock::now() < deadline) {
+    }
+    co_return served.load();
+  }(a_server, spinning, served));
+  auto reader = rt.spawn([](pulse::tcp_stream& s, std::atomic<bool>& served) -> pulse::task<std::size_t> {
+    std::byte b[4];
+    const std::size_t n = co_await s.read(b);
+    served.store(true);
+    co_return n;
+  }(b_server, served));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // both wait; both workers park
+  REQUIRE(::send(a_client.native_handle(), "x", 1, 0) == 1);
+  for (int i = 0; i < 10'000 && !spinning.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  REQUIRE(spinning.load());
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the other worker parks again
+  REQUIRE(::send(b_client.native_handle(), "y", 1, 0) == 1);
+  const bool served_while_busy = rt.block_on([](pulse::join_handle<bool> h) -> pulse::task<bool> { co_return co_await h; }(std::move(hog)));
+  CHECK(served_while_busy);
+  const std::size_t n = rt.block_on([](pulse::join_handle<std::size_t> r) -> pulse::task<std::size_t> { co_return co_await r; }(std::move(reader)));
+  CHECK(n == 1);
+}
