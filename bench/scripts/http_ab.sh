@@ -23,7 +23,8 @@ tmp=$(mktemp -d)
 trap 'kill "${pid:-}" 2>/dev/null || true; rm -rf "$tmp"' EXIT
 
 one_run() {  # one_run <command>: prints "<req/s> <p99 us>"
-  # shellcheck disable=SC2086  # the command is a word list on purpose
+  # The command is a shell word list (env assignments, arguments): exec it
+  # so that $pid is the server itself.
   eval "exec $1" >"$tmp/out" 2>"$tmp/err" &
   pid=$!
   local addr="" i

@@ -274,7 +274,7 @@ class epoll_driver final : public io_driver {
     bool woke;
     if (!state_.compare_exchange_strong(s, holder ? parked_set : parked_own, std::memory_order_acq_rel)) {
       state_.store(empty, std::memory_order_relaxed);
-      woke = wait(set_->fd, 0, false);
+      woke = poll_io();
     } else {
       woke = holder ? wait(set_->fd, timeout_ns, true) : wait(epfd_, timeout_ns, false);
       state_.exchange(empty, std::memory_order_acquire);
@@ -452,28 +452,29 @@ class epoll_driver final : public io_driver {
     }
     const int n = ::epoll_pwait2(epfd, evs, 256, tsp, nullptr);
     bool woke = false;
-    for (int i = 0; i < n; ++i) handle(evs[i], woke, holder);
+    for (int i = 0; i < n; ++i) woke |= handle(evs[i], holder);
     return woke;
   }
 
-  void handle(const epoll_event& event, bool& woke, bool holder) {
+  // One event; true when it woke tasks.
+  bool handle(const epoll_event& event, bool holder) {
     const std::uint64_t d = event.data.u64;
     if (d == own_wake_tag || (d == set_wake_tag && holder)) {
       std::uint64_t v;
       [[maybe_unused]] ssize_t r = ::read(d == own_wake_tag ? efd_ : set_->wake_fd, &v, sizeof v);
-      return;
+      return false;
     }
-    if (d == set_wake_tag) return;
+    if (d == set_wake_tag) return false;
     const int fd = static_cast<int>(d & 0xffffffffu);
     const auto gen = static_cast<std::uint32_t>(d >> 32);
     fd_entry* e = table().get(fd, false);
-    if (!e) return;
+    if (!e) return false;
     const std::uint32_t ev = event.events;
     op* rd = nullptr;
     op* wr = nullptr;
     {
       std::lock_guard lock(table().lock_for(fd));
-      if (e->gen != gen || e->set != set_.get()) return;
+      if (e->gen != gen || e->set != set_.get()) return false;
       if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)) {
         e->rd_seq.fetch_add(1, std::memory_order_release);
         rd = take_list(e->rd_head, e->rd_tail);
@@ -483,8 +484,8 @@ class epoll_driver final : public io_driver {
         wr = take_list(e->wr_head, e->wr_tail);
       }
     }
-    woke |= run(fd, e, rd, true);
-    woke |= run(fd, e, wr, false);
+    const bool woke = run(fd, e, rd, true);
+    return run(fd, e, wr, false) || woke;
   }
 
   bool run(int fd, fd_entry* e, op* list, bool rd) {

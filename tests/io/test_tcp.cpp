@@ -232,12 +232,12 @@ TEST_CASE("I/O outside a runtime task throws usage_error", "[tcp]") {
   CHECK_THROWS_AS(co.rethrow(), pulse::usage_error);
 }
 
-TEST_CASE("epoll: a socket that becomes ready while its worker's thread is busy is served by the other worker",
-          "[tcp][epoll]") {
-  // The reader's socket waits for readiness while the thread of the slot
-  // that polled it is kept in a task that never yields (the monitor's
-  // hand-off is pushed out of reach, so only the other worker can help);
-  // the runtime's one epoll set lets the other worker take the readiness.
+namespace {
+
+// Two workers on epoll with the monitor's hand-off pushed out of reach, so
+// that a task that never yields keeps its thread: only the other worker can
+// serve what becomes ready meanwhile.
+pulse::runtime epoll_runtime_keeping_stuck_threads() {
   auto builder = pulse::runtime::builder().worker_threads(2).io_backend(pulse::io_backend::epoll);
 #if PULSE_PREEMPTION
   auto cfg = pulse::tier_config::balanced();
@@ -245,14 +245,42 @@ TEST_CASE("epoll: a socket that becomes ready while its worker's thread is busy 
   cfg.stall_threshold = std::chrono::seconds(60);
   builder.tier_config(cfg);
 #endif
-  auto rt = builder.build();
+  return builder.build();
+}
+
+// The hog's poll: spins without yielding until `served` or 10 s; true when served.
+bool spin_until(const std::atomic<bool>& served) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!served.load() && std::chrono::steady_clock::now() < deadline) {
+  }
+  return served.load();
+}
+
+// A connected TCP pair on loopback: (accepted, connecting).
+std::pair<pulse::tcp_stream, pulse::tcp_stream> tcp_pair(pulse::runtime& rt) {
   auto l = pulse::tcp_listener::bind("127.0.0.1:0");
-  auto [server, client] = rt.block_on([](const pulse::tcp_listener& l) -> pulse::task<std::pair<pulse::tcp_stream, pulse::tcp_stream>> {
+  return rt.block_on([](const pulse::tcp_listener& l) -> pulse::task<std::pair<pulse::tcp_stream, pulse::tcp_stream>> {
     auto c = pulse::spawn(pulse::tcp_stream::connect(l.local_address()));
     auto s = co_await l.accept();
     auto cs = co_await c;
     co_return std::pair(std::move(s), std::move(cs));
   }(l));
+}
+
+template <class T>
+T join(pulse::runtime& rt, pulse::join_handle<T> h) {
+  return rt.block_on([](pulse::join_handle<T> h) -> pulse::task<T> { co_return co_await h; }(std::move(h)));
+}
+
+}  // namespace
+
+TEST_CASE("epoll: a socket that becomes ready while its worker's thread is busy is served by the other worker",
+          "[tcp][epoll]") {
+  // The reader's socket waits for readiness while the thread of the slot
+  // that polled it spins in a task that never yields; the runtime's one
+  // epoll set lets the other worker take the readiness.
+  auto rt = epoll_runtime_keeping_stuck_threads();
+  auto [server, client] = tcp_pair(rt);
   pulse::notify go;
   std::atomic<bool> spinning{false};
   std::atomic<bool> served{false};
@@ -261,10 +289,7 @@ TEST_CASE("epoll: a socket that becomes ready while its worker's thread is busy 
   auto hog = rt.spawn([](pulse::notify& go, std::atomic<bool>& spinning, std::atomic<bool>& served) -> pulse::task<bool> {
     co_await go.notified();
     spinning.store(true);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!served.load() && std::chrono::steady_clock::now() < deadline) {
-    }
-    co_return served.load();
+    co_return spin_until(served);
   }(go, spinning, served));
   std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the hog waits on `go`
   auto reader = rt.spawn([](pulse::tcp_stream& s, pulse::notify& go, std::atomic<bool>& served) -> pulse::task<std::size_t> {
@@ -278,13 +303,9 @@ TEST_CASE("epoll: a socket that becomes ready while its worker's thread is busy 
   REQUIRE(spinning.load());
   // The other worker runs the writer, then finds the reader's readiness.
   auto writer = rt.spawn([](pulse::tcp_stream& c) -> pulse::task<void> { co_await c.write_all(bytes("x")); }(client));
-  const bool served_while_busy = rt.block_on([](pulse::join_handle<bool> h) -> pulse::task<bool> { co_return co_await h; }(std::move(hog)));
-  CHECK(served_while_busy);
-  const std::size_t n = rt.block_on([](pulse::join_handle<std::size_t> r, pulse::join_handle<void> w) -> pulse::task<std::size_t> {
-    co_await w;
-    co_return co_await r;
-  }(std::move(reader), std::move(writer)));
-  CHECK(n == 1);
+  CHECK(join(rt, std::move(hog)));
+  join(rt, std::move(writer));
+  CHECK(join(rt, std::move(reader)) == 1);
 }
 
 TEST_CASE("epoll: readiness is still watched while the worker it woke runs a task that never yields",
@@ -292,35 +313,16 @@ TEST_CASE("epoll: readiness is still watched while the worker it woke runs a tas
   // The parked worker that sleeps in the runtime's epoll set wakes for the
   // first socket and runs a hog; the other worker, parked on its own
   // eventfd until then, must take over watching the set for the second.
-  auto builder = pulse::runtime::builder().worker_threads(2).io_backend(pulse::io_backend::epoll);
-#if PULSE_PREEMPTION
-  auto cfg = pulse::tier_config::balanced();
-  cfg.handoff_threshold = std::chrono::seconds(60);
-  cfg.stall_threshold = std::chrono::seconds(60);
-  builder.tier_config(cfg);
-#endif
-  auto rt = builder.build();
-  auto l = pulse::tcp_listener::bind("127.0.0.1:0");
-  const auto pair = [&] {
-    return rt.block_on([](const pulse::tcp_listener& l) -> pulse::task<std::pair<pulse::tcp_stream, pulse::tcp_stream>> {
-      auto c = pulse::spawn(pulse::tcp_stream::connect(l.local_address()));
-      auto s = co_await l.accept();
-      auto cs = co_await c;
-      co_return std::pair(std::move(s), std::move(cs));
-    }(l));
-  };
-  auto [a_server, a_client] = pair();
-  auto [b_server, b_client] = pair();
+  auto rt = epoll_runtime_keeping_stuck_threads();
+  auto [a_server, a_client] = tcp_pair(rt);
+  auto [b_server, b_client] = tcp_pair(rt);
   std::atomic<bool> spinning{false};
   std::atomic<bool> served{false};
   auto hog = rt.spawn([](pulse::tcp_stream& s, std::atomic<bool>& spinning, std::atomic<bool>& served) -> pulse::task<bool> {
     std::byte b[4];
     co_await s.read(b);
     spinning.store(true);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!served.load() && std::chrono::steady_clock::now() < deadline) {
-    }
-    co_return served.load();
+    co_return spin_until(served);
   }(a_server, spinning, served));
   auto reader = rt.spawn([](pulse::tcp_stream& s, std::atomic<bool>& served) -> pulse::task<std::size_t> {
     std::byte b[4];
@@ -334,8 +336,6 @@ TEST_CASE("epoll: readiness is still watched while the worker it woke runs a tas
   REQUIRE(spinning.load());
   std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the other worker parks again
   REQUIRE(::send(b_client.native_handle(), "y", 1, 0) == 1);
-  const bool served_while_busy = rt.block_on([](pulse::join_handle<bool> h) -> pulse::task<bool> { co_return co_await h; }(std::move(hog)));
-  CHECK(served_while_busy);
-  const std::size_t n = rt.block_on([](pulse::join_handle<std::size_t> r) -> pulse::task<std::size_t> { co_return co_await r; }(std::move(reader)));
-  CHECK(n == 1);
+  CHECK(join(rt, std::move(hog)));
+  CHECK(join(rt, std::move(reader)) == 1);
 }
