@@ -105,18 +105,25 @@ TEST_CASE("timers on one worker fire in deadline order", "[time][sleep][order]")
   std::vector<steady::time_point> deadlines(n);
   for (auto& d : deadlines) d = base + std::chrono::microseconds(offset_us(rng));
   std::vector<int> order;
-  std::vector<steady::time_point> woke(n);
+  std::vector<steady::time_point> armed(n), woke(n);
   rt.block_on([&]() -> task<> {
     std::vector<join_handle<void>> hs;
     for (int i = 0; i < n; ++i)
-      hs.push_back(pulse::spawn([](int id, steady::time_point tp, std::vector<int>* ord,
+      hs.push_back(pulse::spawn([](int id, steady::time_point tp, std::vector<int>* ord, steady::time_point* a,
                                    steady::time_point* w) -> task<> {
+        *a = steady::now();
         co_await pulse::sleep_until(tp);
         *w = steady::now();
         ord->push_back(id);  // one worker: no concurrent access
-      }(i, deadlines[i], &order, &woke[i])));
+      }(i, deadlines[i], &order, &armed[i], &woke[i])));
     for (auto& h : hs) co_await h;
   }());
+  // If it fails (once, under TSan with ctest -j2): was a timer armed after
+  // the first deadline, or did the monitor hand the slot to another thread?
+  INFO("last timer armed " << std::chrono::duration_cast<std::chrono::microseconds>(
+                                  *std::max_element(armed.begin(), armed.end()) - base)
+                                  .count()
+                           << " us after the base; hand-offs " << rt.metrics().total().handoffs);
   REQUIRE(order.size() == static_cast<std::size_t>(n));
   int out_of_order = 0, early = 0;
   for (std::size_t k = 1; k < order.size(); ++k)
