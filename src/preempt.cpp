@@ -99,7 +99,6 @@ void scheduler::account_poll(worker_thread& th, task_header* t, bool long_poll,
   const tier_action action = tiers_->on_poll(st, poll_ns, now);
   std::memcpy(&t->budget.policy, &st, sizeof st);
   t->budget.tier = st.tier;
-  const auto task_id = reinterpret_cast<std::uintptr_t>(t);
   if (action != tier_action::none) [[unlikely]] {
     const bool promoted = action == tier_action::promoted;
     const tier_event e = note_tier_change(th, t, from, st.level(), promoted, promoted ? poll_ns : 0);
@@ -110,23 +109,28 @@ void scheduler::account_poll(worker_thread& th, task_header* t, bool long_poll,
                  outcome == poll_outcome::completed ? trace_outcome::completed
                  : outcome == poll_outcome::yielded ? (long_poll ? trace_outcome::preempted : trace_outcome::yielded)
                                                     : trace_outcome::suspended);
-  if (th.timed) {
-    poll_event e;
-    e.task = task_id;
-    e.thread = th.index;
-    e.elapsed_ns = elapsed;
-    e.result = outcome == poll_outcome::completed  ? poll_result::completed
-               : outcome == poll_outcome::yielded ? poll_result::yielded
-                                                  : poll_result::suspended;
-    e.tier = st.level();
-    e.task_id = t->obs.id;
-    e.task_name = t->obs.name;
-    each_hook(hook_events::after_poll, [&](runtime_hooks& h) { h.after_poll(e); });
-    if (e.result == poll_result::yielded)
-      each_hook(hook_events::on_yield, [&](runtime_hooks& h) { h.on_yield(e); });
-    else if (e.result == poll_result::completed)
-      each_hook(hook_events::on_complete, [&](runtime_hooks& h) { h.on_complete(e); });
-  }
+  if (th.timed) end_poll_hooks(th, t, elapsed, outcome, st.level());
+}
+
+// after_poll, then on_yield or on_complete, for a timed poll (one that
+// got before_poll): every such poll ends here, a handed-off one included.
+void scheduler::end_poll_hooks(worker_thread& th, task_header* t, std::int64_t elapsed, poll_outcome outcome,
+                               tier level) {
+  poll_event e;
+  e.task = reinterpret_cast<std::uintptr_t>(t);
+  e.thread = th.index;
+  e.elapsed_ns = elapsed;
+  e.result = outcome == poll_outcome::completed  ? poll_result::completed
+             : outcome == poll_outcome::yielded ? poll_result::yielded
+                                                : poll_result::suspended;
+  e.tier = level;
+  e.task_id = t->obs.id;
+  e.task_name = t->obs.name;
+  each_hook(hook_events::after_poll, [&](runtime_hooks& h) { h.after_poll(e); });
+  if (e.result == poll_result::yielded)
+    each_hook(hook_events::on_yield, [&](runtime_hooks& h) { h.on_yield(e); });
+  else if (e.result == poll_result::completed)
+    each_hook(hook_events::on_complete, [&](runtime_hooks& h) { h.on_complete(e); });
 }
 
 // The duration of the untimed poll that just ended on `th`, which the

@@ -552,6 +552,8 @@ void scheduler::finish_lost_poll(worker_thread& th, task_header* t) {
                        // Only timed polls have a start; the rest lasted at
                        // least the hand-off threshold.
                        (before | th.timed) ? clk.to_ns(end - th.poll_start) : handoff_ns_);
+    // It had before_poll: its hooks see it end too.
+    if (th.timed) end_poll_hooks(th, t, clk.to_ns(end - th.poll_start), th.outcome, st.level());
   }
   // The stuck poll is over: this thread polls nothing more (it returns to
   // the spare pool at normal priority), and the task goes where its tier

@@ -157,6 +157,7 @@ class scheduler {
   enum class watched_end : std::uint8_t { normal, lost, isolated };
   watched_end after_watched_poll(worker_thread& th, worker_slot& w, task_header* t, bool flagged);
   void account_poll(worker_thread& th, task_header* t, bool long_poll, poll_outcome outcome);
+  void end_poll_hooks(worker_thread& th, task_header* t, std::int64_t elapsed, poll_outcome outcome, tier level);
   void warn(const tier_event& e, std::int64_t poll_ns);
   tier_event note_tier_change(worker_thread& th, task_header* t, tier from, tier to, bool promoted,
                               std::int64_t poll_ns);

@@ -240,6 +240,23 @@ TEST_CASE("a stall is reported once, with a backtrace of the stuck thread", "[ho
   }
 }
 
+TEST_CASE("a poll whose slot is handed off still ends with after_poll and on_complete", "[hooks][handoff]") {
+  // Every poll that had before_poll gets after_poll, also one that lost its
+  // slot to a compensating thread (under CI's load a poll descheduled past
+  // the threshold is one: the registry test above once saw 157 before_poll
+  // against 156 after_poll).
+  auto per_poll = std::make_shared<per_poll_hooks>();
+  auto rt = pulse::runtime::builder().worker_threads(1).tier_config(quick_stalls(1)).hooks(per_poll).build();
+  const std::uint64_t x = rt.block_on(never_yields(30ms));
+  CHECK(x != 0);
+  rt.shutdown();
+  const auto m = rt.metrics();
+  INFO(pulse::to_string(m));
+  REQUIRE(m.total().handoffs >= 1);
+  CHECK(per_poll->before.load() == per_poll->after.load());
+  CHECK(per_poll->completes.load() >= 1);
+}
+
 TEST_CASE("a poll slowed down by CPU contention is not blamed on the task", "[hooks][stolen]") {
   // Pin the only worker and three busy threads to one CPU: the worker then
   // waits on the run queue for most of each slice. Its long polls are
