@@ -95,7 +95,14 @@ TEST_CASE("sleep_until a time in the past and sleep_for zero or less complete at
 }
 
 TEST_CASE("timers on one worker fire in deadline order", "[time][sleep][order]") {
-  auto rt = make_runtime(1);
+  // Deadline order is what a worker's own timer heap gives. When the worker
+  // sits in one poll (or the OS keeps its thread off the CPU) past a
+  // sleeper's deadline, the monitor fires that sleeper into the global
+  // queue, for whichever worker is free; it may then run behind a later
+  // sleeper that the worker fired itself. That rescue (test_preemption's
+  // ticker) happens under a loaded CI often enough to fail this test now
+  // and then, so the cooperative preset keeps the monitor out of it.
+  auto rt = pulse::runtime::builder().worker_threads(1).tier_config(pulse::tier_config::cooperative()).build();
   constexpr int n = 200;
   std::mt19937 rng(12345);
   std::uniform_int_distribution<int> offset_us(0, 50'000);
@@ -118,12 +125,11 @@ TEST_CASE("timers on one worker fire in deadline order", "[time][sleep][order]")
       }(i, deadlines[i], &order, &armed[i], &woke[i])));
     for (auto& h : hs) co_await h;
   }());
-  // If it fails (once, under TSan with ctest -j2): was a timer armed after
-  // the first deadline, or did the monitor hand the slot to another thread?
+  // If it fails: was a timer armed after the first deadline?
   INFO("last timer armed " << std::chrono::duration_cast<std::chrono::microseconds>(
                                   *std::max_element(armed.begin(), armed.end()) - base)
                                   .count()
-                           << " us after the base; hand-offs " << rt.metrics().total().handoffs);
+                           << " us after the base");
   REQUIRE(order.size() == static_cast<std::size_t>(n));
   int out_of_order = 0, early = 0;
   for (std::size_t k = 1; k < order.size(); ++k)
