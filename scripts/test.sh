@@ -82,6 +82,7 @@ step() {  # step <preset> <name> <command...>
   local preset=$1 name=$2; shift 2
   local t0 rc
   t0=$(now)
+  [[ "$name" == test* ]] && rm -f "build/$preset/Testing/Temporary/LastTestsFailed.log"
   echo
   echo "==> [$preset] $name: $*"
   "$@"
@@ -92,8 +93,25 @@ step() {  # step <preset> <name> <command...>
   else
     summary+=("$(printf '%-14s %-10s FAILED  %s (exit %d)' "$preset" "$name" "$(fmt_time "$dt")" "$rc")")
     failed=1
+    [[ "$name" == test* ]] && note_failed_tests "$preset" "$name"
   fi
   return $rc
+}
+
+# CI shows only the tail of this script's output, so a failed ctest step
+# repeats, below the summary, which tests failed and what Catch2 said about
+# them (from ctest's LastTest.log, kept as build/<preset>/<step>.log).
+failures=()
+note_failed_tests() {  # note_failed_tests <preset> <step>
+  local dir="build/$1/Testing/Temporary" log="build/$1/$2.log"
+  [[ -f "$dir/LastTest.log" ]] && cp "$dir/LastTest.log" "$log"
+  [[ -f "$dir/LastTestsFailed.log" ]] || return 0
+  local t
+  while IFS= read -r t; do failures+=("[$1 $2] $t"); done <"$dir/LastTestsFailed.log"
+  [[ -f "$log" ]] || return 0
+  while IFS= read -r t; do failures+=("    $t"); done < <(
+    grep -E -A8 'FAILED:|ERROR: [A-Za-z]*Sanitizer|WARNING: ThreadSanitizer|runtime error:|terminate called' "$log" \
+      | head -60)
 }
 
 t_start=$(now)
@@ -116,6 +134,10 @@ echo
 echo "==================== test.sh summary ===================="
 printf '%s\n' "${summary[@]}"
 echo "total: $(fmt_time "$total") on $(nproc) CPUs"
+if ((${#failures[@]})); then
+  echo "failed tests (the whole output is in build/<preset>/<step>.log):"
+  printf '%s\n' "${failures[@]}"
+fi
 if ((failed)); then
   echo "RESULT: FAILED"
   exit 1
