@@ -57,7 +57,18 @@ struct fd_entry {
   op* wr_tail = nullptr;
   std::atomic<std::uint32_t> rd_seq{0};
   std::atomic<std::uint32_t> wr_seq{0};
+  // rd_seq + 1 as it was before a recv that returned less than it asked
+  // for: a stream socket's receive queue was empty then, so until the next
+  // readiness edge a recv can only fail with EAGAIN and is not tried (as
+  // mio and Tokio clear readiness on a short read). 0: nothing known.
+  std::atomic<std::uint32_t> rd_drained{0};
 };
+
+// After a recv of `want` bytes, begun when the socket's read sequence was
+// `seq`, returned `got`.
+void note_recv(fd_entry& e, std::uint32_t seq, std::size_t want, long got) noexcept {
+  if (got > 0 && static_cast<std::size_t>(got) < want) e.rd_drained.store(seq + 1, std::memory_order_relaxed);
+}
 
 bool is_read(op_kind k) noexcept {
   return k == op_kind::recv || k == op_kind::accept || k == op_kind::recvfrom;
@@ -356,9 +367,14 @@ class epoll_driver final : public io_driver {
       default: {
         fd_entry* e = table().get(r.fd, true);
         if (!e) break;
-        r.scratch = (is_read(r.kind) ? e->rd_seq : e->wr_seq).load(std::memory_order_acquire);
+        const std::uint32_t seq = (is_read(r.kind) ? e->rd_seq : e->wr_seq).load(std::memory_order_acquire);
+        r.scratch = seq;
+        const bool recv = r.kind == op_kind::recv;
+        if (recv && e->rd_drained.load(std::memory_order_relaxed) == seq + 1) return false;
         socklen_t alen = r.addrlen;
-        const long v = sys_op(r.kind, r.fd, r.buf, std::min(r.len, max_transfer), r.offset, r.addr, &alen, r.mode);
+        const std::size_t want = std::min(r.len, max_transfer);
+        const long v = sys_op(r.kind, r.fd, r.buf, want, r.offset, r.addr, &alen, r.mode);
+        if (recv) note_recv(*e, seq, want, v);
         if (v == -EAGAIN) return false;
         if (r.kind == op_kind::recvfrom) r.addrlen = alen;
         *res = v;
@@ -408,6 +424,7 @@ class epoll_driver final : public io_driver {
       }
       // Became ready since the try: try again (on the op's buffer).
       const long v = perform(o);
+      if (o->kind == op_kind::recv) note_recv(*e, o->seq, o->len, v);
       if (v != -EAGAIN) {
         o->result = v;
         return false;
@@ -498,6 +515,7 @@ class epoll_driver final : public io_driver {
       for (;;) {
         const std::uint32_t s = seq.load(std::memory_order_acquire);
         const long v = perform(o);
+        if (o->kind == op_kind::recv) note_recv(*e, s, o->len, v);
         if (v == -EAGAIN) {
           {
             std::lock_guard lock(table().lock_for(fd));
@@ -583,6 +601,7 @@ std::vector<std::unique_ptr<io_driver>> make_epoll_drivers(std::size_t n) {
 void forget_fd(int fd) noexcept {
   fd_entry* e = table().get(fd, false);
   if (!e) return;
+  e->rd_drained.store(0, std::memory_order_relaxed);
   op* rd = nullptr;
   op* wr = nullptr;
   {
