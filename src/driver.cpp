@@ -9,7 +9,6 @@
 
 namespace pulse::detail {
 
-namespace {
 void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected, std::int64_t timeout_ns) {
   timespec ts{};
   timespec* tsp = nullptr;
@@ -26,7 +25,6 @@ void futex_wake_one(std::atomic<std::uint32_t>* word) {
   syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAKE_PRIVATE, 1, nullptr,
           nullptr, 0);
 }
-}  // namespace
 
 bool futex_driver::park(std::int64_t timeout_ns) {
   std::uint32_t s = empty;

@@ -24,6 +24,9 @@ class driver {
   /// Owner, once per scheduler tick: submits queued I/O and processes the
   /// completions that are there, without blocking. True when tasks were woken.
   virtual bool poll_io() { return false; }
+  /// Owner, when it has run out of tasks, before it looks elsewhere and
+  /// parks: poll_io(), unless the park itself will wait for I/O anyway.
+  virtual bool poll_idle() { return poll_io(); }
   /// A thread starts serving the slot (at start-up and after a hand-off):
   /// re-arms whatever must be armed by the thread that waits.
   virtual void adopt() {}
@@ -44,5 +47,10 @@ class futex_driver final : public driver {
 };
 
 std::unique_ptr<driver> make_futex_driver();
+
+/// Sleeps while `*word == expected`, for at most `timeout_ns` (negative: no
+/// limit); may return spuriously.
+void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected, std::int64_t timeout_ns);
+void futex_wake_one(std::atomic<std::uint32_t>* word);
 
 }  // namespace pulse::detail

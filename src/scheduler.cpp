@@ -405,6 +405,25 @@ task_header* scheduler::pop_injector_batch(worker_slot& w) {
   return first;
 }
 
+// Completions come in batches: the tasks one driver call wakes are queued
+// without a notification each (push_local's check is off meanwhile), and
+// afterwards one parked worker is woken if more than one task waits here,
+// as Tokio defers its notifications while a worker drives I/O. (Each
+// notification of a parked worker is a wake-up and a context switch: under
+// http_hello on epoll, most of them woke the worker sleeping in the epoll
+// set only for it to find the other one had run the tasks already.)
+bool scheduler::poll_driver(worker_slot& w, bool idle) {
+  const std::uint32_t below = std::exchange(w.notify_below, 0);
+  const bool woke = idle ? w.drv->poll_idle() : w.drv->poll_io();
+  w.notify_below = below;
+  if (woke) notify_after_io(w);
+  return woke;
+}
+
+void scheduler::notify_after_io(worker_slot& w) {
+  if (w.queue.size() > 1) notify_parked();
+}
+
 PULSE_ALWAYS_INLINE task_header* scheduler::next_task(worker_slot& w) {
   // After a flagged poll, after_watched_poll() makes this a fairness round
   // at once: with long polls, 61 of them could be seconds.
@@ -412,7 +431,7 @@ PULSE_ALWAYS_INLINE task_header* scheduler::next_task(worker_slot& w) {
     w.until_global = global_queue_interval;
     // Fairness: timers, I/O and the global queue get a turn even when the
     // local queue never runs dry.
-    w.drv->poll_io();
+    poll_driver(w, false);
     fire_timers(w);
     if (task_header* t = injector_.pop()) {
       if (!has_woken(w)) return t;
@@ -595,6 +614,7 @@ void scheduler::park(worker_slot& w) {
   // (possibly us) takes it.
   if (work_pending()) notify_parked();
 
+  bool io_woke = false;
   for (;;) {
     if (shutdown_.load(std::memory_order_acquire)) break;
     const std::int64_t deadline = w.timers.earliest();
@@ -606,7 +626,9 @@ void scheduler::park(worker_slot& w) {
 #if PULSE_PREEMPTION
     if (worker* th = t_worker) bump(th->stats.parks);
 #endif
-    const bool io_woke = w.drv->park(timeout);
+    const std::uint32_t below = std::exchange(w.notify_below, 0);  // see poll_driver()
+    io_woke = w.drv->park(timeout);
+    w.notify_below = below;
     std::lock_guard lock(sleepers_mu_);
     if (!w.in_sleepers) {
       w.searching = true;  // notify_parked counted us as unparked and searching
@@ -625,6 +647,7 @@ void scheduler::park(worker_slot& w) {
     w.in_sleepers = false;
     idle_state_.fetch_add(unparked_one, std::memory_order_seq_cst);
   }
+  if (io_woke) notify_after_io(w);
   wake_monitor();  // woke by itself (a timer): the monitor may be asleep
 }
 
@@ -670,7 +693,7 @@ void scheduler::run(worker_thread& th, worker_slot& w) {
   while (!shutdown_.load(std::memory_order_relaxed)) {
     task_header* t = next_task(w);
     if (!t) {
-      if (w.drv->poll_io()) continue;  // flush submissions, reap completions
+      if (poll_driver(w, true)) continue;  // flush submissions, reap completions
       if (fire_timers(w)) continue;
       t = search(w);
       if (!t) {

@@ -174,6 +174,8 @@ class scheduler {
   void report_hook_error() noexcept;
 #endif
   void park(worker_slot& w);
+  bool poll_driver(worker_slot& w, bool idle);
+  void notify_after_io(worker_slot& w);
   bool transition_to_searching(worker_slot& w) noexcept;
   void transition_from_searching(worker_slot& w);
   bool work_pending() const noexcept;

@@ -16,9 +16,10 @@
 // sockets of a slot whose thread is busy, or kept off its CPU by the OS,
 // are served by whichever worker is free, as with Tokio's shared driver
 // (http_hello under wrk: BENCHMARKS.md), and a hand-off needs nothing
-// special. Every slot polls the set at its ticks and before it parks; of
+// special. Every slot polls the set at its ticks and, unless it is about to
+// sleep in it, before it parks; of
 // the parked slots, one at a time (the holder) sleeps in the set, the
-// others on their own eventfd, so readiness wakes one thread.
+// others on a futex, so readiness wakes one thread.
 //
 // Regular files are always "ready" to epoll, so file operations run on a
 // small thread pool (up to 4 threads, started on demand).
@@ -224,7 +225,7 @@ file_pool& pool() {
 /// with (edge-triggered), plus the set's own wake-up eventfd (level-
 /// triggered, so that a slot that merely polls the set cannot swallow it).
 /// One parked slot at a time, the holder, sleeps in the set; the other
-/// parked slots sleep on their own eventfd only, so a socket's readiness
+/// parked slots sleep on a futex, so a socket's readiness
 /// wakes one thread, not all of them. unpark() reaches a holder through the
 /// set's eventfd (see epoll_driver::state_).
 struct socket_set {
@@ -246,39 +247,23 @@ struct socket_set {
   }
 };
 
-// Event data: a socket's is gen << 32 | fd; an eventfd's has all ones in
-// its low half (no descriptor number): the set's own, or a slot's.
+// Event data: a socket's is gen << 32 | fd; the set's eventfd's is all ones
+// (no descriptor number).
 constexpr std::uint64_t set_wake_tag = ~std::uint64_t{0};
-constexpr std::uint64_t own_wake_tag = 0xffffffffu;
 
 // ------------------------------------------------------------------ driver
 
 class epoll_driver final : public io_driver {
  public:
-  int init(std::shared_ptr<socket_set> set) {
-    set_ = std::move(set);
-    epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
-    if (epfd_ < 0) return errno;
-    efd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (efd_ < 0) return errno;
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.u64 = own_wake_tag;
-    if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, efd_, &ev) != 0) return errno;
-    return 0;
-  }
-  ~epoll_driver() override {
-    if (efd_ >= 0) ::close(efd_);
-    if (epfd_ >= 0) ::close(epfd_);
-  }
+  explicit epoll_driver(std::shared_ptr<socket_set> set) : set_(std::move(set)) {}
 
   pulse::io_backend backend() const noexcept override { return pulse::io_backend::epoll; }
 
   bool park(std::int64_t timeout_ns) override {
     // The first slot to park holds the set and sleeps in it; the others
-    // sleep on their eventfd until an unpark or a timer. (Tokio's workers
-    // share their I/O driver the same way.) The state names where we sleep,
-    // so that unpark() writes the eventfd we wait on.
+    // sleep on a futex until an unpark or a timer. (Tokio's workers share
+    // their I/O driver the same way.) The state names where we sleep, so
+    // that unpark() knows how to wake us.
     epoll_driver* none = nullptr;
     const bool holder = set_->holder.compare_exchange_strong(none, this, std::memory_order_acq_rel);
     std::uint32_t s = empty;
@@ -287,7 +272,12 @@ class epoll_driver final : public io_driver {
       state_.store(empty, std::memory_order_relaxed);
       woke = poll_io();
     } else {
-      woke = holder ? wait(set_->fd, timeout_ns, true) : wait(epfd_, timeout_ns, false);
+      if (holder) {
+        woke = wait(timeout_ns, true);
+      } else {
+        futex_wait(&state_, parked_own, timeout_ns);
+        woke = false;
+      }
       state_.exchange(empty, std::memory_order_acquire);
     }
     if (holder) set_->holder.store(nullptr, std::memory_order_release);
@@ -295,15 +285,14 @@ class epoll_driver final : public io_driver {
   }
 
   void unpark() override {
-    const std::uint64_t one = 1;
     switch (state_.exchange(notified, std::memory_order_acq_rel)) {
-      case parked_own: {
-        [[maybe_unused]] ssize_t n = ::write(efd_, &one, sizeof one);
+      case parked_own:
+        futex_wake_one(&state_);
         break;
-      }
       case parked_set: {
         // Level-triggered: a slot polling the set meanwhile cannot take it
         // away; a late write only costs the next holder a spurious wake.
+        const std::uint64_t one = 1;
         [[maybe_unused]] ssize_t n = ::write(set_->wake_fd, &one, sizeof one);
         break;
       }
@@ -314,7 +303,16 @@ class epoll_driver final : public io_driver {
 
   // Any slot takes any socket's readiness: a slot whose thread is busy, or
   // kept off its CPU by the OS, does not hold its tasks' sockets back.
-  bool poll_io() override { return wait(set_->fd, 0, false); }
+  bool poll_io() override { return wait(0, false); }
+
+  // Out of tasks: with nobody in the set, this slot's park will wait in it
+  // and take what is ready at once, so a poll now would only be one more
+  // epoll_pwait2. (Should another slot take the set first, that one gets
+  // the readiness.)
+  bool poll_idle() override {
+    if (!set_->holder.load(std::memory_order_relaxed)) return false;
+    return poll_io();
+  }
 
   bool shutdown_wake() override {
     bool any = false;
@@ -454,11 +452,11 @@ class epoll_driver final : public io_driver {
  private:
   static constexpr std::uint32_t empty = 0, parked_own = 1, parked_set = 2, notified = 3;
 
-  // Waits in `epfd` (the runtime's set, or this slot's own with just its
-  // eventfd) and runs the operations of the sockets that became ready. The
-  // set's eventfd is only the holder's (`holder`) to take: level-triggered,
-  // it stays for the holder when another slot polls the set.
-  bool wait(int epfd, std::int64_t timeout_ns, bool holder) {
+  // Waits in the runtime's set and runs the operations of the sockets that
+  // became ready. The set's eventfd is only the holder's (`holder`) to
+  // take: level-triggered, it stays for the holder when another slot polls
+  // the set.
+  bool wait(std::int64_t timeout_ns, bool holder) {
     epoll_event evs[256];
     timespec ts{};
     timespec* tsp = nullptr;
@@ -467,7 +465,7 @@ class epoll_driver final : public io_driver {
       ts.tv_nsec = timeout_ns % 1'000'000'000;
       tsp = &ts;
     }
-    const int n = ::epoll_pwait2(epfd, evs, 256, tsp, nullptr);
+    const int n = ::epoll_pwait2(set_->fd, evs, 256, tsp, nullptr);
     bool woke = false;
     for (int i = 0; i < n; ++i) woke |= handle(evs[i], holder);
     return woke;
@@ -476,12 +474,13 @@ class epoll_driver final : public io_driver {
   // One event; true when it woke tasks.
   bool handle(const epoll_event& event, bool holder) {
     const std::uint64_t d = event.data.u64;
-    if (d == own_wake_tag || (d == set_wake_tag && holder)) {
-      std::uint64_t v;
-      [[maybe_unused]] ssize_t r = ::read(d == own_wake_tag ? efd_ : set_->wake_fd, &v, sizeof v);
+    if (d == set_wake_tag) {
+      if (holder) {
+        std::uint64_t v;
+        [[maybe_unused]] ssize_t r = ::read(set_->wake_fd, &v, sizeof v);
+      }
       return false;
     }
-    if (d == set_wake_tag) return false;
     const int fd = static_cast<int>(d & 0xffffffffu);
     const auto gen = static_cast<std::uint32_t>(d >> 32);
     fd_entry* e = table().get(fd, false);
@@ -546,8 +545,6 @@ class epoll_driver final : public io_driver {
   }
 
   std::shared_ptr<socket_set> set_;
-  int epfd_ = -1;  // this slot's own wait: its eventfd only
-  int efd_ = -1;
   std::atomic<std::uint32_t> state_{empty};
 };
 
@@ -588,10 +585,7 @@ std::vector<std::unique_ptr<io_driver>> make_epoll_drivers(std::size_t n) {
   std::vector<std::unique_ptr<io_driver>> out;
   out.reserve(n);
   for (std::size_t i = 0; i < n; ++i) {
-    auto d = std::make_unique<epoll_driver>();
-    if (const int e = d->init(set))
-      throw std::system_error(e, std::system_category(), "pulse: epoll driver setup");
-    out.push_back(std::move(d));
+    out.push_back(std::make_unique<epoll_driver>(set));
   }
   return out;
 }
