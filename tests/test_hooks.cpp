@@ -247,7 +247,7 @@ TEST_CASE("a poll whose slot is handed off still ends with after_poll and on_com
   // against 156 after_poll).
   auto per_poll = std::make_shared<per_poll_hooks>();
   auto rt = pulse::runtime::builder().worker_threads(1).tier_config(quick_stalls(1)).hooks(per_poll).build();
-  const std::uint64_t x = rt.block_on(never_yields(30ms));
+  const std::uint64_t x = rt.block_on(never_yields(60ms));
   CHECK(x != 0);
   rt.shutdown();
   const auto m = rt.metrics();
