@@ -547,14 +547,15 @@ void scheduler::finish_lost_poll(worker_thread& th, task_header* t) {
     const std::uint8_t before = st.tier;
     const cpu_clock& clk = cpu_clock::get();
     const std::uint64_t end = clk.ticks();
+    const std::int64_t stamped_ns = clk.to_ns(end - th.poll_start);  // only timed polls have a start
     // The monitor saw the thread wait for a CPU most of the time: the OS
     // stalled this poll, not the task. Compensated all the same, not blamed.
     if (th.stolen_seq.load(std::memory_order_relaxed) == th.seq() - 1) bump(th.stats.stolen_polls);
     else tiers_->on_stall(st, clk.to_ns(end));
-    note_measured(th, t, (before | th.timed) ? clk.to_ns(end - th.poll_start) : untimed_poll_ns(th));
+    note_measured(th, t, (before | th.timed) ? stamped_ns : untimed_poll_ns(th));
     if (th.trace) {
       // The poll's start is only stamped for timed polls, which tracing makes every poll.
-      record_trace(th, t, clk.to_ns(end - th.poll_start), st.tier, trace_outcome::handed_off);
+      record_trace(th, t, stamped_ns, st.tier, trace_outcome::handed_off);
       // And the moment the thread lost its slot (and dropped to SCHED_IDLE).
       trace_event lost;
       lost.task = t->obs.id;
@@ -570,9 +571,9 @@ void scheduler::finish_lost_poll(worker_thread& th, task_header* t) {
       note_tier_change(th, t, static_cast<tier>(before & 3u), st.level(), true,
                        // Only timed polls have a start; the rest lasted at
                        // least the hand-off threshold.
-                       (before | th.timed) ? clk.to_ns(end - th.poll_start) : handoff_ns_);
+                       (before | th.timed) ? stamped_ns : handoff_ns_);
     // It had before_poll: its hooks see it end too.
-    if (th.timed) end_poll_hooks(th, t, clk.to_ns(end - th.poll_start), th.outcome, st.level());
+    if (th.timed) end_poll_hooks(th, t, stamped_ns, th.outcome, st.level());
   }
   // The stuck poll is over: this thread polls nothing more (it returns to
   // the spare pool at normal priority), and the task goes where its tier

@@ -99,9 +99,9 @@ TEST_CASE("timers on one worker fire in deadline order", "[time][sleep][order]")
   // sits in one poll (or the OS keeps its thread off the CPU) past a
   // sleeper's deadline, the monitor fires that sleeper into the global
   // queue, for whichever worker is free; it may then run behind a later
-  // sleeper that the worker fired itself. That rescue (test_preemption's
-  // ticker) happens under a loaded CI often enough to fail this test now
-  // and then, so the cooperative preset keeps the monitor out of it.
+  // sleeper that the worker fired itself. Under a loaded CI that rescue is
+  // the likely cause of this test's one failure (TSan, ctest -j2; not
+  // reproduced), so the cooperative preset keeps the monitor out of it.
   auto rt = pulse::runtime::builder().worker_threads(1).tier_config(pulse::tier_config::cooperative()).build();
   constexpr int n = 200;
   std::mt19937 rng(12345);

@@ -65,10 +65,11 @@ struct fd_entry {
   std::atomic<std::uint32_t> rd_drained{0};
 };
 
-// After a recv of `want` bytes, begun when the socket's read sequence was
-// `seq`, returned `got`.
-void note_recv(fd_entry& e, std::uint32_t seq, std::size_t want, long got) noexcept {
-  if (got > 0 && static_cast<std::size_t>(got) < want) e.rd_drained.store(seq + 1, std::memory_order_relaxed);
+// After an operation of `kind` on `want` bytes, begun when the socket's
+// read sequence was `seq`, returned `got`: a short recv drains the socket.
+void note_result(fd_entry& e, op_kind kind, std::uint32_t seq, std::size_t want, long got) noexcept {
+  if (kind == op_kind::recv && got > 0 && static_cast<std::size_t>(got) < want)
+    e.rd_drained.store(seq + 1, std::memory_order_relaxed);
 }
 
 bool is_read(op_kind k) noexcept {
@@ -367,12 +368,11 @@ class epoll_driver final : public io_driver {
         if (!e) break;
         const std::uint32_t seq = (is_read(r.kind) ? e->rd_seq : e->wr_seq).load(std::memory_order_acquire);
         r.scratch = seq;
-        const bool recv = r.kind == op_kind::recv;
-        if (recv && e->rd_drained.load(std::memory_order_relaxed) == seq + 1) return false;
+        if (r.kind == op_kind::recv && e->rd_drained.load(std::memory_order_relaxed) == seq + 1) return false;
         socklen_t alen = r.addrlen;
         const std::size_t want = std::min(r.len, max_transfer);
         const long v = sys_op(r.kind, r.fd, r.buf, want, r.offset, r.addr, &alen, r.mode);
-        if (recv) note_recv(*e, seq, want, v);
+        note_result(*e, r.kind, seq, want, v);
         if (v == -EAGAIN) return false;
         if (r.kind == op_kind::recvfrom) r.addrlen = alen;
         *res = v;
@@ -422,7 +422,7 @@ class epoll_driver final : public io_driver {
       }
       // Became ready since the try: try again (on the op's buffer).
       const long v = perform(o);
-      if (o->kind == op_kind::recv) note_recv(*e, o->seq, o->len, v);
+      note_result(*e, o->kind, o->seq, o->len, v);
       if (v != -EAGAIN) {
         o->result = v;
         return false;
@@ -514,7 +514,7 @@ class epoll_driver final : public io_driver {
       for (;;) {
         const std::uint32_t s = seq.load(std::memory_order_acquire);
         const long v = perform(o);
-        if (o->kind == op_kind::recv) note_recv(*e, s, o->len, v);
+        note_result(*e, o->kind, s, o->len, v);
         if (v == -EAGAIN) {
           {
             std::lock_guard lock(table().lock_for(fd));
