@@ -16,9 +16,13 @@
 # PULSE_AB_CLIENT=http_load uses bench/compare/http_load (same threads and
 # connections) instead of wrk, PULSE_AB_CLIENT=both runs each variant under
 # both, on fresh servers. Each run also shows "in flight": requests/s times
-# the mean latency, which Little's law bounds by the connection count.
+# the mean latency, which Little's law bounds by the connection count. wrk
+# corrects its latencies for coordinated omission before it prints them
+# (its p99 is not the p99 of the requests it timed; its in-flight figure
+# can exceed the connections); http_load prints both, and the column "wrk
+# p99" is that corrected figure for either client.
 set -euo pipefail
-(($# >= 3)) || { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+(($# >= 3)) || { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 rounds=$1 secs=$2
 shift 2
 [[ $rounds =~ ^[1-9][0-9]*$ && $secs =~ ^[1-9][0-9]*$ ]] || { echo "http_ab.sh: ROUNDS and SECONDS must be positive integers" >&2; exit 2; }
@@ -42,7 +46,7 @@ done
 tmp=$(mktemp -d)
 trap 'kill "${pid:-}" 2>/dev/null || true; rm -rf "$tmp"' EXIT
 
-one_run() {  # one_run <client> <command>: prints "<req/s> <p99 us> <in flight>"
+one_run() {  # one_run <client> <command>: prints "<req/s> <p99 us> <in flight> <wrk-corrected p99 us>"
   # The command is a shell word list (env assignments, arguments): exec it
   # so that $pid is the server itself.
   eval "exec $2" >"$tmp/out" 2>"$tmp/err" &
@@ -70,14 +74,14 @@ one_run() {  # one_run <client> <command>: prints "<req/s> <p99 us> <in flight>"
          /Requests\/sec/ {rps = $2}
          $1 == "Latency" && mean == "" {mean = us($2)}
          $1 == "99%" {p99 = us($2)}
-         END {if (rps == "" || p99 == "" || mean == "") exit 1; printf "%s %s %.1f\n", rps, p99, rps * mean / 1e6}' "$tmp/load"
+         END {if (rps == "" || p99 == "" || mean == "") exit 1; printf "%s %s %.1f %s\n", rps, p99, rps * mean / 1e6, p99}' "$tmp/load"
   else
     awk '{for (i = 1; i < NF; i += 2) v[$i] = $(i + 1)}
-         END {if (v["rps"] == "") exit 1; printf "%s %s %s\n", v["rps"], v["p99_us"], v["in_flight"]}' "$tmp/load"
+         END {if (v["rps"] == "") exit 1; printf "%s %s %s %s\n", v["rps"], v["p99_us"], v["in_flight"], v["wrk_p99_us"]}' "$tmp/load"
   fi || { echo "http_ab.sh: no result from $1 against '$2':" >&2; cat "$tmp/load" >&2; exit 1; }
 }
 
-declare -A rps p99 rrps rp99
+declare -A rps p99 wp99 rrps rp99
 names=()
 for spec in "$@"; do
   [[ $spec == *=* ]] || { echo "http_ab.sh: '$spec' is not name=command" >&2; exit 2; }
@@ -90,10 +94,10 @@ for ((k = 1; k <= rounds; k++)); do
     for spec in "$@"; do
       name=${spec%%=*}
       one_run "$c" "${spec#*=}" >"$tmp/result"
-      read -r r p f <"$tmp/result"
-      rps[$name/$c]+="$r " p99[$name/$c]+="$p "
+      read -r r p f w <"$tmp/result"
+      rps[$name/$c]+="$r " p99[$name/$c]+="$p " wp99[$name/$c]+="$w "
       got_r[$name]=$r got_p[$name]=$p
-      printf 'round %d  %-9s %-12s %10.0f req/s  p99 %8.0f us  in flight %5.1f\n' "$k" "$c" "$name" "$r" "$p" "$f"
+      printf 'round %d  %-9s %-12s %10.0f req/s  p99 %8.0f us  in flight %5.1f  wrk p99 %8.0f us\n' "$k" "$c" "$name" "$r" "$p" "$f" "$w"
     done
     for name in "${names[@]}"; do
       rrps[$name/$c]+="$(awk -v a="${got_r[$name]}" -v b="${got_r[$base]}" 'BEGIN {printf "%.4f", a / b}') "
@@ -104,8 +108,9 @@ done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 for c in "${clients[@]}"; do
   for name in "${names[@]}"; do
-    printf 'median %-9s %-12s %10.0f req/s  p99 %8.0f us  (%d runs); per round vs %s: req/s %.3fx, p99 %.3fx\n' "$c" "$name" \
-      "$(median <<<"${rps[$name/$c]}")" "$(median <<<"${p99[$name/$c]}")" "$rounds" "$base" \
+    printf 'median %-9s %-12s %10.0f req/s  p99 %8.0f us  wrk p99 %8.0f us  (%d runs); per round vs %s: req/s %.3fx, p99 %.3fx\n' \
+      "$c" "$name" "$(median <<<"${rps[$name/$c]}")" "$(median <<<"${p99[$name/$c]}")" "$(median <<<"${wp99[$name/$c]}")" \
+      "$rounds" "$base" \
       "$(median <<<"${rrps[$name/$c]}")" "$(median <<<"${rp99[$name/$c]}")"
   done
 done
