@@ -6,6 +6,11 @@ Subcommands:
                                       check it against WORKLOADS.md's protocol;
                                       exit 1 with a message if it is not a
                                       successful result line
+  wrk RUNTIME WORKERS ELAPSED_NS     wrk --latency output on stdin -> an
+                                      http_hello result line
+  http_load RUNTIME WORKERS ELAPSED_NS
+                                      bench/compare/http_load's line on stdin ->
+                                      an http_hello_load result line
   summarize --raw FILE --out-dir DIR --requested LIST [...]
                                       medians, the table (stdout),
                                       results.json and compare.png
@@ -48,8 +53,9 @@ SYNC = [
     "sync_channel_tmc",
 ]
 STARVE = ["starve_none", "starve_A", "starve_B", "starve_C"]
-# Servers loaded by wrk (run.sh runs them; WORKLOADS.md, "http_hello").
-HTTP = ["http_hello"]
+# HTTP servers under load (run.sh runs them; WORKLOADS.md, "http_hello"):
+# http_hello under wrk, http_hello_load under bench/compare/http_load.
+HTTP = ["http_hello", "http_hello_load"]
 HTTP_KEYS = ["requests_per_sec", "latency_us_p50", "latency_us_p99", "errors"]
 BASE_KEYS = ["runtime", "workload", "workers", "ok", "elapsed_ns", "units", "ns_per_unit", "check"]
 STARVE_KEYS = [
@@ -153,6 +159,45 @@ def cmd_wrk(args):
     })
     if not ok:
         base["error"] = "wrk saw %d errors" % errors
+    print(json.dumps(base, separators=(",", ":")))
+    sys.exit(0 if ok else 1)
+
+
+def cmd_http_load(args):
+    """http_load's one line on stdin -> one http_hello_load result line (WORKLOADS.md)."""
+    text = sys.stdin.read()
+    base = {"runtime": args.runtime, "workload": "http_hello_load", "workers": args.workers}
+    try:
+        lines = [l for l in text.splitlines() if l.startswith("requests ")]
+        if len(lines) != 1:
+            raise ValueError("expected one result line, got %d" % len(lines))
+        f = lines[0].split()
+        v = {f[i]: float(f[i + 1]) for i in range(0, len(f) - 1, 2)}
+        rps, reqs = v["rps"], int(v["requests"])
+        p50, p99, wrk_p99, in_flight = v["p50_us"], v["p99_us"], v["wrk_p99_us"], v["in_flight"]
+    except (KeyError, ValueError, IndexError) as e:
+        base.update({"ok": False, "error": "cannot parse http_load output: %s" % e})
+        print(json.dumps(base, separators=(",", ":")))
+        sys.exit(1)
+    ok = reqs > 0
+    base.update({
+        "ok": ok,
+        "elapsed_ns": args.elapsed_ns,
+        "units": reqs,
+        "ns_per_unit": round(1e9 / rps, 3) if rps > 0 else 0,
+        "check": str(reqs),
+        "requests_per_sec": round(rps, 2),
+        "latency_us_p50": p50,
+        "latency_us_p99": p99,
+        # The p99 wrk would print for this run (it corrects for coordinated
+        # omission), and requests/s x mean latency (<= connections).
+        "latency_us_p99_wrk": wrk_p99,
+        "in_flight": in_flight,
+        # http_load checks every response and exits non-zero on a bad one.
+        "errors": 0,
+    })
+    if not ok:
+        base["error"] = "no request completed"
     print(json.dumps(base, separators=(",", ":")))
     sys.exit(0 if ok else 1)
 
@@ -403,7 +448,7 @@ def cmd_summarize(args):
 
     medians = {}
     num_keys = (["elapsed_ns", "ns_per_unit"] + [k for k in STARVE_KEYS if k not in ("duration_ms", "hogs")]
-                + HTTP_KEYS)
+                + HTTP_KEYS + ["latency_us_p99_wrk", "in_flight"])
     for w in workloads:
         medians[w] = {}
         for r in RUNTIMES:
@@ -495,7 +540,7 @@ def cmd_summarize(args):
             )
     if ht:
         rows.append(["", "", "", "", "", ""])
-        rows.append(["HTTP server under wrk", "", "", "", "", ""])
+        rows.append(["HTTP servers (http_hello: wrk; http_hello_load: http_load)", "", "", "", "", ""])
     for w in ht:
         m = medians[w]
         rp = ratios[w]
@@ -586,10 +631,11 @@ def main():
     v.add_argument("runtime")
     v.add_argument("workload")
     v.add_argument("workers", type=int)
-    k = sub.add_parser("wrk")
-    k.add_argument("runtime")
-    k.add_argument("workers", type=int)
-    k.add_argument("elapsed_ns", type=int)
+    for client in ("wrk", "http_load"):
+        k = sub.add_parser(client)
+        k.add_argument("runtime")
+        k.add_argument("workers", type=int)
+        k.add_argument("elapsed_ns", type=int)
     s = sub.add_parser("summarize")
     s.add_argument("--raw", required=True)
     s.add_argument("--out-dir", required=True)
@@ -605,6 +651,8 @@ def main():
         cmd_validate(args)
     elif args.cmd == "wrk":
         cmd_wrk(args)
+    elif args.cmd == "http_load":
+        cmd_http_load(args)
     else:
         cmd_summarize(args)
 

@@ -20,7 +20,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 
 ALL_RUNTIMES="pulse,tokio,go"
-RUNTIME_WORKLOADS="spawn_many_remote_idle,spawn_many_local,yield_many,ping_pong,chained_spawn,skynet,fib,starve_none,starve_A,starve_B,starve_C,http_hello"
+RUNTIME_WORKLOADS="spawn_many_remote_idle,spawn_many_local,yield_many,ping_pong,chained_spawn,skynet,fib,starve_none,starve_A,starve_B,starve_C,http_hello,http_hello_load"
 # Tokio's benches/sync_*.rs and TooManyCooks' channel benchmark (WORKLOADS.md, section 10).
 SYNC_WORKLOADS="sync_mpsc_contention_bounded,sync_mpsc_contention_bounded_full,sync_mpsc_contention_unbounded,sync_mpsc_uncontended_bounded,sync_mpsc_uncontended_unbounded,sync_oneshot_request_reply,sync_notify_one,sync_notify_waiters,sync_semaphore_uncontended,sync_semaphore_uncontended_concurrent,sync_semaphore_contended_concurrent,sync_channel_tmc"
 ALL_WORKLOADS="$RUNTIME_WORKLOADS,$SYNC_WORKLOADS"
@@ -33,7 +33,8 @@ workers=2
 install=1
 results_dir="$HERE/results"
 run_timeout="${PULSE_COMPARE_TIMEOUT:-600}" # seconds per program run
-# http_hello: wrk's load (WORKLOADS.md): threads, connections, seconds.
+# http_hello (wrk) and http_hello_load (http_load): the load (WORKLOADS.md):
+# client threads, connections, seconds.
 http_threads="${PULSE_COMPARE_HTTP_THREADS:-2}"
 http_conns="${PULSE_COMPARE_HTTP_CONNECTIONS:-64}"
 http_secs="${PULSE_COMPARE_HTTP_SECONDS:-}"
@@ -54,7 +55,7 @@ Options:
   --results-dir DIR where results.json and compare.png go (default: results/ here;
                     use another for partial runs, e.g. --workloads http_hello)
 Environment: PULSE_COMPARE_TIMEOUT=SECONDS per program run (default 600);
-  http_hello's wrk load: PULSE_COMPARE_HTTP_THREADS (2), PULSE_COMPARE_HTTP_CONNECTIONS (64),
+  http_hello's and http_hello_load's load: PULSE_COMPARE_HTTP_THREADS (2), PULSE_COMPARE_HTTP_CONNECTIONS (64),
   PULSE_COMPARE_HTTP_SECONDS (10; --quick: 3).
 EOF
 }
@@ -118,7 +119,9 @@ for w in "${wl_list[@]}"; do
     [[ ",$ALL_WORKLOADS," == *",$w,"* ]] || die "unknown workload '$w'"
 done
 wants() { [[ " ${rt_list[*]} " == *" $1 "* ]]; }
-wants_http() { [[ " ${wl_list[*]} " == *" http_hello "* ]]; }
+wants_http() { [[ " ${wl_list[*]} " == *" http_hello "* || " ${wl_list[*]} " == *" http_hello_load "* ]]; }
+wants_wrk() { [[ " ${wl_list[*]} " == *" http_hello "* ]]; }
+wants_http_load() { [[ " ${wl_list[*]} " == *" http_hello_load "* ]]; }
 
 # Toolchains installed in the user's home (rustup) come first if present.
 export HOME="${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}"
@@ -140,10 +143,10 @@ fi
 if wants go; then
     command -v go >/dev/null || missing+=(golang-go)
 fi
-if wants_http; then
+if wants_wrk; then
     command -v wrk >/dev/null || missing+=(wrk)
 fi
-if wants pulse; then
+if wants pulse || wants_http_load; then
     command -v cmake >/dev/null || missing+=(cmake)
     command -v ninja >/dev/null || missing+=(ninja-build)
     command -v g++ >/dev/null || missing+=(g++)
@@ -190,10 +193,11 @@ build_pulse() {
     [[ -x "${BIN[pulse]}" ]] || die "Pulse build succeeded but ${BIN[pulse]} does not exist"
 }
 
-# http_hello: start runtime $1's server on a free port, load it with wrk,
+# http_hello (wrk) and http_hello_load (bench/compare/http_load): start
+# runtime $1's server on a free port, load it with workload $2's client,
 # print one JSON result line (WORKLOADS.md), stop the server.
 run_http() {
-    local r=$1 out="$work/http_server.out" pid addr="" i
+    local r=$1 w=$2 out="$work/http_server.out" pid addr="" i
     : >"$out"
     if [[ "$r" == pulse ]]; then
         "${HTTP_BIN[$r]}" 0 "$workers" >"$out" 2>"$work/http_server.err" &
@@ -208,18 +212,37 @@ run_http() {
     done
     if [[ -z "$addr" ]]; then
         kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
-        printf '{"runtime":"%s","workload":"http_hello","workers":%d,"ok":false,"error":"server did not start"}\n' "$r" "$workers"
+        printf '{"runtime":"%s","workload":"%s","workers":%d,"ok":false,"error":"server did not start"}\n' "$r" "$w" "$workers"
         return 1
     fi
-    local wrk_out t0 t1
+    local load_out t0 t1 rc=0
     t0=$(date +%s%N)
-    wrk_out="$(wrk -t"$http_threads" -c"$http_conns" -d"${http_secs}s" --latency "http://$addr/" 2>&1)"
+    if [[ "$w" == http_hello ]]; then
+        load_out="$(wrk -t"$http_threads" -c"$http_conns" -d"${http_secs}s" --latency "http://$addr/" 2>&1)" || rc=$?
+    else
+        load_out="$("$HTTP_LOAD" "$addr" "$http_threads" "$http_conns" "$http_secs" 2>&1)" || rc=$?
+    fi
     t1=$(date +%s%N)
     kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
-    printf '%s\n' "$wrk_out" >"$work/wrk_$r.txt"
-    printf '%s\n' "$wrk_out" | python3 "$HERE/aggregate.py" wrk "$r" "$workers" "$((t1 - t0))"
+    printf '%s\n' "$load_out" >"$work/${w}_$r.txt"
+    if ((rc != 0)); then
+        echo "$w's client failed (exit $rc): $load_out" >&2
+        return 1
+    fi
+    if [[ "$w" == http_hello ]]; then
+        printf '%s\n' "$load_out" | python3 "$HERE/aggregate.py" wrk "$r" "$workers" "$((t1 - t0))"
+    else
+        printf '%s\n' "$load_out" | python3 "$HERE/aggregate.py" http_load "$r" "$workers" "$((t1 - t0))"
+    fi
 }
 for r in "${rt_list[@]}"; do "build_$r"; done
+# http_hello_load's client, bench/compare/http_load, is a target of Pulse's build.
+HTTP_LOAD="$ROOT/build/release/bench/compare/http_load"
+if wants_http_load; then
+    echo "== building the load generator (cmake --build --preset release --target http_load)"
+    (cd "$ROOT" && { [[ -f build/release/CMakeCache.txt ]] || cmake --preset release; } &&
+        cmake --build --preset release --target http_load) || die "http_load failed to build"
+fi
 
 # ---------------------------------------------------------------------------
 # (c) run, interleaved: each workload runs on every runtime back to back, and
@@ -259,8 +282,8 @@ for ((rep = 1; rep <= reps; rep++)); do
             count=$((count + 1))
             errf="$work/stderr.txt"
             set +e
-            if [[ "$w" == http_hello ]]; then
-                out="$(run_http "$r" 2>"$errf")"
+            if [[ "$w" == http_hello || "$w" == http_hello_load ]]; then
+                out="$(run_http "$r" "$w" 2>"$errf")"
             else
                 out="$(timeout --kill-after=10 "$run_timeout" "${BIN[$r]}" "$w" --workers "$workers" --duration-ms "$duration_ms" 2>"$errf")"
             fi
