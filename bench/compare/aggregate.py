@@ -125,14 +125,41 @@ def wrk_time_us(text):
     return v * {"us": 1.0, "ms": 1e3, "s": 1e6, "m": 60e6}[m.group(2)]
 
 
+def emit_http(args, workload, client, fields=None, parse_error=None):
+    """Prints one HTTP result line (WORKLOADS.md) and exits: 0 when the run
+    completed requests without errors, 1 otherwise. `fields` holds rps,
+    requests, p50, p99 and errors, plus extra result keys; `parse_error`
+    says why `client`'s output could not be read instead."""
+    r = {"runtime": args.runtime, "workload": workload, "workers": args.workers}
+    if parse_error is not None:
+        r.update({"ok": False, "error": "cannot parse %s output: %s" % (client, parse_error)})
+        print(json.dumps(r, separators=(",", ":")))
+        sys.exit(1)
+    rps, reqs, errors = fields.pop("rps"), fields.pop("requests"), fields.pop("errors")
+    ok = errors == 0 and reqs > 0
+    r.update({
+        "ok": ok,
+        "elapsed_ns": args.elapsed_ns,
+        "units": reqs,
+        "ns_per_unit": round(1e9 / rps, 3) if rps > 0 else 0,
+        "check": str(reqs),
+        "requests_per_sec": round(rps, 2),
+        "latency_us_p50": round(fields.pop("p50"), 1),
+        "latency_us_p99": round(fields.pop("p99"), 1),
+        "errors": errors,
+    })
+    r.update(fields)
+    if not ok:
+        r["error"] = "%s saw %d errors" % (client, errors) if errors else "no request completed"
+    print(json.dumps(r, separators=(",", ":")))
+    sys.exit(0 if ok else 1)
+
+
 def cmd_wrk(args):
     """wrk --latency output on stdin -> one http_hello result line (WORKLOADS.md)."""
     import re
     text = sys.stdin.read()
-    base = {"runtime": args.runtime, "workload": "http_hello", "workers": args.workers}
     try:
-        rps = float(re.search(r"^Requests/sec:\s+([0-9.]+)", text, re.M).group(1))
-        reqs = int(re.search(r"^\s*(\d+) requests in ", text, re.M).group(1))
         lat = {q: wrk_time_us(re.search(r"^\s+%s%%\s+(\S+)" % q, text, re.M).group(1)) for q in ("50", "99")}
         errors = 0
         m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
@@ -141,65 +168,42 @@ def cmd_wrk(args):
         m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
         if m:
             errors += sum(int(x) for x in m.groups())
+        fields = {
+            "rps": float(re.search(r"^Requests/sec:\s+([0-9.]+)", text, re.M).group(1)),
+            "requests": int(re.search(r"^\s*(\d+) requests in ", text, re.M).group(1)),
+            "p50": lat["50"],
+            "p99": lat["99"],
+            "errors": errors,
+        }
     except (AttributeError, ValueError) as e:
-        base.update({"ok": False, "error": "cannot parse wrk output: %s" % e})
-        print(json.dumps(base, separators=(",", ":")))
-        sys.exit(1)
-    ok = errors == 0 and reqs > 0
-    base.update({
-        "ok": ok,
-        "elapsed_ns": args.elapsed_ns,
-        "units": reqs,
-        "ns_per_unit": round(1e9 / rps, 3) if rps > 0 else 0,
-        "check": str(reqs),
-        "requests_per_sec": round(rps, 2),
-        "latency_us_p50": round(lat["50"], 1),
-        "latency_us_p99": round(lat["99"], 1),
-        "errors": errors,
-    })
-    if not ok:
-        base["error"] = "wrk saw %d errors" % errors
-    print(json.dumps(base, separators=(",", ":")))
-    sys.exit(0 if ok else 1)
+        emit_http(args, "http_hello", "wrk", parse_error=e)
+    emit_http(args, "http_hello", "wrk", fields)
 
 
 def cmd_http_load(args):
     """http_load's one line on stdin -> one http_hello_load result line (WORKLOADS.md)."""
     text = sys.stdin.read()
-    base = {"runtime": args.runtime, "workload": "http_hello_load", "workers": args.workers}
     try:
         lines = [l for l in text.splitlines() if l.startswith("requests ")]
         if len(lines) != 1:
             raise ValueError("expected one result line, got %d" % len(lines))
         f = lines[0].split()
         v = {f[i]: float(f[i + 1]) for i in range(0, len(f) - 1, 2)}
-        rps, reqs = v["rps"], int(v["requests"])
-        p50, p99, wrk_p99, in_flight = v["p50_us"], v["p99_us"], v["wrk_p99_us"], v["in_flight"]
+        fields = {
+            "rps": v["rps"],
+            "requests": int(v["requests"]),
+            "p50": v["p50_us"],
+            "p99": v["p99_us"],
+            # http_load checks every response and exits non-zero on a bad one.
+            "errors": 0,
+            # The p99 wrk would print for this run (it corrects for coordinated
+            # omission), and requests/s x mean latency (<= connections).
+            "latency_us_p99_wrk": v["wrk_p99_us"],
+            "in_flight": v["in_flight"],
+        }
     except (KeyError, ValueError, IndexError) as e:
-        base.update({"ok": False, "error": "cannot parse http_load output: %s" % e})
-        print(json.dumps(base, separators=(",", ":")))
-        sys.exit(1)
-    ok = reqs > 0
-    base.update({
-        "ok": ok,
-        "elapsed_ns": args.elapsed_ns,
-        "units": reqs,
-        "ns_per_unit": round(1e9 / rps, 3) if rps > 0 else 0,
-        "check": str(reqs),
-        "requests_per_sec": round(rps, 2),
-        "latency_us_p50": p50,
-        "latency_us_p99": p99,
-        # The p99 wrk would print for this run (it corrects for coordinated
-        # omission), and requests/s x mean latency (<= connections).
-        "latency_us_p99_wrk": wrk_p99,
-        "in_flight": in_flight,
-        # http_load checks every response and exits non-zero on a bad one.
-        "errors": 0,
-    })
-    if not ok:
-        base["error"] = "no request completed"
-    print(json.dumps(base, separators=(",", ":")))
-    sys.exit(0 if ok else 1)
+        emit_http(args, "http_hello_load", "http_load", parse_error=e)
+    emit_http(args, "http_hello_load", "http_load", fields)
 
 
 # --------------------------------------------------------------------------

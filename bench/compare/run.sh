@@ -119,7 +119,7 @@ for w in "${wl_list[@]}"; do
     [[ ",$ALL_WORKLOADS," == *",$w,"* ]] || die "unknown workload '$w'"
 done
 wants() { [[ " ${rt_list[*]} " == *" $1 "* ]]; }
-wants_http() { [[ " ${wl_list[*]} " == *" http_hello "* || " ${wl_list[*]} " == *" http_hello_load "* ]]; }
+is_http() { [[ "$1" == http_hello || "$1" == http_hello_load ]]; }
 wants_wrk() { [[ " ${wl_list[*]} " == *" http_hello "* ]]; }
 wants_http_load() { [[ " ${wl_list[*]} " == *" http_hello_load "* ]]; }
 
@@ -215,9 +215,10 @@ run_http() {
         printf '{"runtime":"%s","workload":"%s","workers":%d,"ok":false,"error":"server did not start"}\n' "$r" "$w" "$workers"
         return 1
     fi
-    local load_out t0 t1 rc=0
+    local client=http_load load_out t0 t1 rc=0
+    [[ "$w" == http_hello ]] && client=wrk
     t0=$(date +%s%N)
-    if [[ "$w" == http_hello ]]; then
+    if [[ $client == wrk ]]; then
         load_out="$(wrk -t"$http_threads" -c"$http_conns" -d"${http_secs}s" --latency "http://$addr/" 2>&1)" || rc=$?
     else
         load_out="$("$HTTP_LOAD" "$addr" "$http_threads" "$http_conns" "$http_secs" 2>&1)" || rc=$?
@@ -226,14 +227,10 @@ run_http() {
     kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
     printf '%s\n' "$load_out" >"$work/${w}_$r.txt"
     if ((rc != 0)); then
-        echo "$w's client failed (exit $rc): $load_out" >&2
+        echo "$client failed (exit $rc): $load_out" >&2
         return 1
     fi
-    if [[ "$w" == http_hello ]]; then
-        printf '%s\n' "$load_out" | python3 "$HERE/aggregate.py" wrk "$r" "$workers" "$((t1 - t0))"
-    else
-        printf '%s\n' "$load_out" | python3 "$HERE/aggregate.py" http_load "$r" "$workers" "$((t1 - t0))"
-    fi
+    printf '%s\n' "$load_out" | python3 "$HERE/aggregate.py" "$client" "$r" "$workers" "$((t1 - t0))"
 }
 for r in "${rt_list[@]}"; do "build_$r"; done
 # http_hello_load's client, bench/compare/http_load, is a target of Pulse's build.
@@ -282,7 +279,7 @@ for ((rep = 1; rep <= reps; rep++)); do
             count=$((count + 1))
             errf="$work/stderr.txt"
             set +e
-            if [[ "$w" == http_hello || "$w" == http_hello_load ]]; then
+            if is_http "$w"; then
                 out="$(run_http "$r" "$w" 2>"$errf")"
             else
                 out="$(timeout --kill-after=10 "$run_timeout" "${BIN[$r]}" "$w" --workers "$workers" --duration-ms "$duration_ms" 2>"$errf")"

@@ -128,6 +128,16 @@ struct thread_result {
   double sum_us = 0;
 };
 
+// The smallest latency (us) with more than p% of the `total` samples at or
+// below it.
+std::size_t percentile(const std::vector<std::uint64_t>& hist, std::uint64_t total, double p) {
+  const auto want = static_cast<std::uint64_t>(static_cast<double>(total) * p / 100.0);
+  std::uint64_t seen = 0;
+  for (std::size_t i = 0; i < hist.size(); ++i)
+    if ((seen += hist[i]) > want) return i;
+  return hist.size() - 1;
+}
+
 void send_request(connection& c) {
   c.sent = clock_type::now();
   const ssize_t n = ::send(c.fd, request.data(), request.size(), MSG_NOSIGNAL);
@@ -220,31 +230,25 @@ int main(int argc, char** argv) {
     sum += r.sum_us;
   }
   if (total == 0) fail("no request completed");
-  auto percentile = [&](double p) {
-    const auto want = static_cast<std::uint64_t>(static_cast<double>(total) * p / 100.0);
-    std::uint64_t seen = 0;
-    for (std::size_t i = 0; i <= max_us; ++i)
-      if ((seen += hist[i]) > want) return i;
-    return max_us;
-  };
   std::size_t max = max_us;
   while (max > 0 && hist[max] == 0) --max;
   const double rps = static_cast<double>(total) / seconds;
   const double mean = sum / static_cast<double>(total);
-  const std::size_t p50 = percentile(50), p90 = percentile(90), raw_p99 = percentile(99), p999 = percentile(99.9);
-  const std::uint64_t requests = total;
   // wrk's view of the same run: it corrects for coordinated omission by
   // adding, for each latency L of at least twice the mean interval I
   // between one connection's requests, samples at L - I, L - 2I, ... above
   // I (what a client sending at a fixed rate would have waited).
+  std::vector<std::uint64_t> corrected = hist;
+  std::uint64_t corrected_total = total;
   const auto interval = static_cast<std::size_t>(static_cast<double>(conns) / rps * 1e6);
   if (interval > 0)
     for (std::size_t n = 2 * interval; n <= max; ++n)
       for (std::size_t m = n - interval; hist[n] && m > interval; m -= interval) {
-        hist[m] += hist[n];
-        total += hist[n];
+        corrected[m] += hist[n];
+        corrected_total += hist[n];
       }
   std::printf("requests %llu seconds %.3f rps %.0f mean_us %.1f p50_us %zu p90_us %zu p99_us %zu p999_us %zu max_us %zu in_flight %.1f wrk_p99_us %zu\n",
-              static_cast<unsigned long long>(requests), seconds, rps, mean, p50, p90, raw_p99, p999, max,
-              rps * mean / 1e6, percentile(99));
+              static_cast<unsigned long long>(total), seconds, rps, mean, percentile(hist, total, 50),
+              percentile(hist, total, 90), percentile(hist, total, 99), percentile(hist, total, 99.9), max,
+              rps * mean / 1e6, percentile(corrected, corrected_total, 99));
 }
