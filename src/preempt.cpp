@@ -289,6 +289,7 @@ runtime_metrics scheduler::metrics() const {
     t.demotions = c.demotions.load(std::memory_order_relaxed);
     t.steals = c.steals.load(std::memory_order_relaxed);
     t.parks = c.parks.load(std::memory_order_relaxed);
+    t.idle_yields = c.idle_yields.load(std::memory_order_relaxed);
     t.handoffs = c.handoffs.load(std::memory_order_relaxed);
     t.stolen_polls = c.stolen_polls.load(std::memory_order_relaxed);
     t.stalls = th->stalls.load(std::memory_order_relaxed);
@@ -342,9 +343,9 @@ std::string to_string(const runtime_metrics& m) {
   auto line = [&](const std::string& who, const runtime_metrics::thread& t) {
     out += fmt::format(
         "{:>8}: polls {} long {} budget-yields {} preempt-yields {} promotions {} demotions {} "
-        "steals {} parks {} handoffs {} stolen {} cpu {:.1f} ms\n",
+        "steals {} parks {} idle-yields {} handoffs {} stolen {} cpu {:.1f} ms\n",
         who, t.polls, t.long_polls, t.budget_yields, t.preempt_yields, t.promotions, t.demotions,
-        t.steals, t.parks, t.handoffs, t.stolen_polls, static_cast<double>(t.cpu_ns) / 1e6);
+        t.steals, t.parks, t.idle_yields, t.handoffs, t.stolen_polls, static_cast<double>(t.cpu_ns) / 1e6);
   };
   for (std::size_t i = 0; i < m.threads.size(); ++i)
     line(fmt::format("{} {}", m.threads[i].kind == runtime_metrics::thread::role::isolation ? "iso" : "thread", i),

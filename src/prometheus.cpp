@@ -85,6 +85,9 @@ void write_prometheus(const runtime_metrics& m, std::string& out) {
              [](const thread_metrics& t) { return t.demotions; });
   per_thread(out, m, "pulse_parks_total", "Times the thread went to sleep for lack of work.",
              [](const thread_metrics& t) { return t.parks; });
+  per_thread(out, m, "pulse_idle_yields_total",
+             "Times the thread gave its CPU to the OS when it ran out of work.",
+             [](const thread_metrics& t) { return t.idle_yields; });
   per_thread(out, m, "pulse_handoffs_total",
              "Worker slots this thread lost to a spare thread while stuck in a poll.",
              [](const thread_metrics& t) { return t.handoffs; });

@@ -3,6 +3,7 @@
 #include "scheduler.hpp"
 
 #include <pthread.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -42,6 +43,21 @@ std::size_t default_worker_count() {
   }
   const unsigned hc = std::thread::hardware_concurrency();
   return hc ? hc : 1;
+}
+
+/// PULSE_IDLE_YIELD_US: microseconds, or "off".
+std::int64_t idle_yield_from_env() {
+  const char* env = std::getenv("PULSE_IDLE_YIELD_US");
+  if (!env || !*env) return default_idle_yield_ns;
+  if (std::strcmp(env, "off") == 0) return -1;
+  char* end = nullptr;
+  errno = 0;
+  const long long v = std::strtoll(env, &end, 10);
+  if (errno != 0 || *end != '\0' || v < 0 || v > max_idle_yield_ns / 1000)
+    throw usage_error(std::string("pulse: PULSE_IDLE_YIELD_US must be \"off\" or an integer in [0, 1000000] "
+                                  "(microseconds), got \"") +
+                      env + "\"");
+  return static_cast<std::int64_t>(v) * 1000;
 }
 
 PULSE_COLD void report_detached_exception(task_header* t) noexcept {
@@ -218,6 +234,7 @@ scheduler::scheduler(const runtime_config& cfg) {
   handoff_ns_ = std::chrono::nanoseconds(tiers.handoff_threshold).count();
   budget_ = tiers.budget;
   stall_ns_ = std::chrono::nanoseconds(tiers.stall_threshold).count();
+  idle_yield_ns_ = cfg.idle_yield_ns ? *cfg.idle_yield_ns : idle_yield_from_env();
   max_threads_ = n + tiers.max_compensating_threads +
                  (tiers.isolate_enabled ? isolation_threads_for(tiers, n) : 0);
   // Shard indices are 16 bits; threads beyond that register as foreign.
@@ -690,15 +707,41 @@ void scheduler::thread_main(worker_thread& th) {
   t_worker = nullptr;
 }
 
+// Why a worker with nothing to do gives its CPU away (runtime::builder::
+// idle_yield): on a machine whose CPUs it shares with other busy threads --
+// a load generator on loopback, the other workers when there are more
+// workers than CPUs -- a thread the kernel preempted waits on the run queue
+// until the running one blocks or uses up its slice, up to a scheduler tick
+// (4 ms at this machine's CONFIG_HZ=250). The worker rarely blocks while
+// I/O keeps it busy: it polls the ring, finds a completion, runs the task,
+// and only parks when nothing came. Yielding when the queues run dry, once
+// per idle_yield_ns_ of not sleeping, lets the waiting thread run at once;
+// under wrk on io_uring it cut http_hello's p99 from about 4 ms to under
+// 2 ms (BENCHMARKS.md, "HTTP"). With nothing else runnable, sched_yield()
+// returns at once.
+void scheduler::idle_yield(worker_thread& th, std::int64_t& rested) {
+  if (now_ns() - rested < idle_yield_ns_) return;
+  ::sched_yield();
+#if PULSE_PREEMPTION
+  bump(th.stats.idle_yields);
+#else
+  (void)th;
+#endif
+  rested = now_ns();
+}
+
 void scheduler::run(worker_thread& th, worker_slot& w) {
+  std::int64_t rested = now_ns();  // when this thread last slept or yielded its CPU
   while (!shutdown_.load(std::memory_order_relaxed)) {
     task_header* t = next_task(w);
     if (!t) {
+      if (idle_yield_ns_ >= 0) idle_yield(th, rested);
       if (poll_driver(w, true)) continue;  // flush submissions, reap completions
       if (fire_timers(w)) continue;
       t = search(w);
       if (!t) {
         park(w);
+        rested = now_ns();
         continue;
       }
     }

@@ -148,6 +148,8 @@ class scheduler {
  private:
   void thread_main(worker_thread& th);
   void run(worker_thread& th, worker_slot& w);
+  /// The queues ran dry: sched_yield() if `rested` is idle_yield_ns_ ago.
+  void idle_yield(worker_thread& th, std::int64_t& rested);
   task_header* next_task(worker_slot& w);
   task_header* pop_injector_batch(worker_slot& w);
   task_header* search(worker_slot& w);
@@ -216,6 +218,7 @@ class scheduler {
   std::int64_t handoff_ns_ = 3'000'000;
   std::uint32_t budget_ = 128;
   std::int64_t stall_ns_ = 10'000'000;
+  std::int64_t idle_yield_ns_ = default_idle_yield_ns;  // -1: off (runtime::builder::idle_yield)
   std::unique_ptr<tier_manager> tiers_;
   // The hook registry, fixed at construction: who gets which callback.
   std::vector<std::shared_ptr<runtime_hooks>> hooks_;

@@ -5,6 +5,8 @@
 #include <pthread.h>
 
 #include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -210,6 +212,81 @@ TEST_CASE("an invalid PULSE_WORKER_THREADS makes build throw usage_error", "[run
     CHECK_THROWS_AS(pulse::runtime::builder().build(), pulse::usage_error);
   }
 }
+
+TEST_CASE("idle_yield outside [0, 1 s] throws usage_error naming the value", "[runtime][builder][usage]") {
+  using namespace std::chrono_literals;
+  pulse::runtime::builder b;
+  CHECK_THROWS_WITH(b.idle_yield(-1us), Catch::Contains("idle_yield(-1us)"));
+  CHECK_THROWS_WITH(b.idle_yield(1'000'001us), Catch::Contains("[0, 1 s]"));
+  CHECK_NOTHROW(b.idle_yield(0us));
+  CHECK_NOTHROW(b.idle_yield(1s));
+}
+
+TEST_CASE("an invalid PULSE_IDLE_YIELD_US makes build throw usage_error naming it", "[runtime][builder][env]") {
+  for (const char* bad : {"abc", "-1", "1000001", "5us", "Off", " "}) {
+    INFO("PULSE_IDLE_YIELD_US=\"" << bad << "\"");
+    scoped_env env("PULSE_IDLE_YIELD_US", bad);
+    CHECK_THROWS_WITH(pulse::runtime::builder().worker_threads(1).build(), Catch::Contains("PULSE_IDLE_YIELD_US"));
+  }
+  for (const char* good : {"off", "0", "1000000"}) {
+    INFO("PULSE_IDLE_YIELD_US=\"" << good << "\"");
+    scoped_env env("PULSE_IDLE_YIELD_US", good);
+    auto rt = pulse::runtime::builder().worker_threads(1).build();
+    CHECK(rt.block_on(value_of(4)) == 4);
+  }
+}
+
+#if PULSE_PREEMPTION
+namespace {
+task<> sleep_times(int n, std::chrono::microseconds busy = {}) {
+  for (int i = 0; i < n; ++i) {
+    const auto until = std::chrono::steady_clock::now() + busy;
+    while (std::chrono::steady_clock::now() < until) {
+    }
+    co_await pulse::sleep_for(std::chrono::microseconds(200));
+  }
+}
+
+// A lone task that sleeps 20 times: each time it waits, its worker's queue
+// runs dry (the worker then decides whether to yield, and parks until the
+// timer is due) before the task runs again.
+std::uint64_t idle_yields_of_sleeper(pulse::runtime::builder b, std::chrono::microseconds busy = {}) {
+  auto rt = b.worker_threads(1).build();
+  rt.block_on(sleep_times(20, busy));
+  return rt.metrics().total().idle_yields;
+}
+}  // namespace
+
+TEST_CASE("idle_yield decides whether a worker that ran out of work yields its CPU",
+          "[runtime][builder][idle]") {
+  using namespace std::chrono_literals;
+  scoped_env env("PULSE_IDLE_YIELD_US", std::nullopt);
+  // Threshold 0: every time the queue runs dry, whether or not it slept.
+  CHECK(idle_yields_of_sleeper(pulse::runtime::builder().idle_yield(0us)) >= 20);
+  // Off, or a threshold longer than the worker ever runs between parks: never.
+  CHECK(idle_yields_of_sleeper(pulse::runtime::builder().no_idle_yield()) == 0);
+  CHECK(idle_yields_of_sleeper(pulse::runtime::builder().idle_yield(1s)) == 0);
+  // A threshold counts from the last park: the task runs 300 us after each
+  // wake-up before it sleeps again (a poll well inside the time slice).
+  CHECK(idle_yields_of_sleeper(pulse::runtime::builder().idle_yield(100us), 300us) >= 20);
+  CHECK(idle_yields_of_sleeper(pulse::runtime::builder().idle_yield(1s), 300us) == 0);
+}
+
+TEST_CASE("PULSE_IDLE_YIELD_US sets the default idle_yield; the builder's takes precedence",
+          "[runtime][builder][env][idle]") {
+  using namespace std::chrono_literals;
+  {
+    scoped_env env("PULSE_IDLE_YIELD_US", "0");
+    CHECK(idle_yields_of_sleeper(pulse::runtime::builder()) >= 20);
+    CHECK(idle_yields_of_sleeper(pulse::runtime::builder().no_idle_yield()) == 0);
+  }
+  {
+    scoped_env env("PULSE_IDLE_YIELD_US", "off");
+    CHECK(idle_yields_of_sleeper(pulse::runtime::builder()) == 0);
+    CHECK(idle_yields_of_sleeper(pulse::runtime::builder().idle_yield(0us)) >= 20);
+  }
+}
+#endif
 
 TEST_CASE("worker threads carry the configured name", "[runtime][builder]") {
   SECTION("default") {

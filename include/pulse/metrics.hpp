@@ -33,6 +33,9 @@ struct runtime_metrics {
     std::uint64_t demotions = 0;
     std::uint64_t steals = 0;          ///< successful steals from other workers
     std::uint64_t parks = 0;
+    /// Times the thread gave its CPU to the OS when it ran out of work
+    /// (runtime::builder::idle_yield).
+    std::uint64_t idle_yields = 0;
     std::uint64_t handoffs = 0;        ///< slots this thread lost while stuck in a poll
     /// Long polls not counted against their task: the monitor saw the thread
     /// get under half of the CPU while they ran (the OS ran something else).
@@ -87,6 +90,7 @@ struct runtime_metrics {
       t.demotions += x.demotions;
       t.steals += x.steals;
       t.parks += x.parks;
+      t.idle_yields += x.idle_yields;
       t.handoffs += x.handoffs;
       t.stolen_polls += x.stolen_polls;
       t.cpu_ns += x.cpu_ns;

@@ -1,8 +1,10 @@
 // pulse::runtime: the multi-threaded work-stealing scheduler.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -34,7 +36,14 @@ struct runtime_config {
   std::string trace_path;  // empty: PULSE_TRACE, else no trace
   std::string metrics_endpoint;  // empty: PULSE_METRICS_ENDPOINT, else none
   pulse::io_backend io_backend = pulse::io_backend::automatic;
+  // Empty: PULSE_IDLE_YIELD_US, else default_idle_yield_ns. -1: off.
+  std::optional<std::int64_t> idle_yield_ns;
 };
+
+/// Default of runtime::builder::idle_yield (see there and BENCHMARKS.md).
+inline constexpr std::int64_t default_idle_yield_ns = 100'000;
+/// Largest idle_yield accepted: past a second the yield would do nothing.
+inline constexpr std::int64_t max_idle_yield_ns = 1'000'000'000;
 
 std::shared_ptr<scheduler> make_scheduler(const runtime_config& cfg);
 void shutdown_scheduler(scheduler* s);
@@ -200,6 +209,31 @@ class runtime {
     /// and unavailable, usage_error for an invalid PULSE_IO_BACKEND.
     builder& io_backend(pulse::io_backend b) {
       cfg_.io_backend = b;
+      return *this;
+    }
+    /// When a worker's queues run dry after it has run for `after` without
+    /// sleeping, it gives its CPU to the OS (sched_yield) before it polls
+    /// for I/O. With the clients on the same CPUs as the workers, as under
+    /// a loopback load test, a thread the kernel's scheduler preempted
+    /// otherwise waits up to a scheduler tick (4 ms at CONFIG_HZ=250) to run
+    /// again: the yield hands the CPU over at the moment this worker has
+    /// nothing to do. With nothing else runnable it costs a system call
+    /// (well under a microsecond) at most once per `after`; a busy worker
+    /// whose queues never run dry never yields. Default 100 us
+    /// (PULSE_IDLE_YIELD_US=N microseconds, or "off"); 0 yields every time
+    /// the queues run dry. Counted in runtime_metrics::thread::idle_yields.
+    /// Throws usage_error outside [0, 1 s].
+    builder& idle_yield(std::chrono::microseconds after) {
+      if (after.count() < 0 || after.count() > detail::max_idle_yield_ns / 1000)
+        detail::throw_usage(("pulse: runtime::builder::idle_yield(" + std::to_string(after.count()) +
+                             "us): give a duration in [0, 1 s]")
+                                .c_str());
+      cfg_.idle_yield_ns = std::chrono::nanoseconds(after).count();
+      return *this;
+    }
+    /// Workers never yield their CPU when idle (see idle_yield).
+    builder& no_idle_yield() {
+      cfg_.idle_yield_ns = -1;
       return *this;
     }
     /// Starts the worker threads. Throws usage_error for an invalid

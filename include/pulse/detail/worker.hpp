@@ -83,7 +83,7 @@ struct alignas(cache_line) worker {
   struct counters {
     std::atomic<std::uint64_t> extra_polls{0}, long_polls{0}, budget_yields{0}, preempt_yields{0},
         promotions{0}, demotions{0}, steals{0}, parks{0}, handoffs{0},
-        stolen_polls{0};
+        stolen_polls{0}, idle_yields{0};
   } stats;
 
   // ---- shared with the monitor thread: written once per poll / per slice ----
