@@ -318,7 +318,8 @@ TEST_CASE("write_prometheus writes every family with HELP and TYPE and valid sam
 #if PULSE_PREEMPTION
   for (const char* fam : {"pulse_polls_total", "pulse_steals_total", "pulse_forced_yields_total",
                           "pulse_long_polls_total", "pulse_stalls_total", "pulse_promotions_total",
-                          "pulse_demotions_total", "pulse_poll_duration_seconds"})
+                          "pulse_demotions_total", "pulse_parks_total", "pulse_idle_yields_total",
+                          "pulse_poll_duration_seconds"})
     CHECK(e.type.count(fam) == 1);
   CHECK(e.type.at("pulse_poll_duration_seconds") == "histogram");
   // 20 tasks x 11 polls, plus the root.
