@@ -716,8 +716,8 @@ void scheduler::thread_main(worker_thread& th) {
 // I/O keeps it busy: it polls the ring, finds a completion, runs the task,
 // and only parks when nothing came. Yielding when the queues run dry, once
 // per idle_yield_ns_ of not sleeping, lets the waiting thread run at once;
-// under wrk on io_uring it cut http_hello's p99 from about 4 ms to under
-// 2 ms (BENCHMARKS.md, "HTTP"). With nothing else runnable, sched_yield()
+// under wrk on io_uring it cut http_hello's p99 from about 4 ms to 2-2.5
+// ms (BENCHMARKS.md, "HTTP"). With nothing else runnable, sched_yield()
 // returns at once.
 void scheduler::idle_yield(worker_thread& th, std::int64_t& rested) {
   if (now_ns() - rested < idle_yield_ns_) return;
