@@ -14,6 +14,7 @@
 #include <exception>
 #include <string>
 
+#include "env.hpp"
 #include "pulse/errors.hpp"
 #include "pulse/task.hpp"
 #include "pulse/time.hpp"
@@ -47,17 +48,15 @@ std::size_t default_worker_count() {
 
 /// PULSE_IDLE_YIELD_US: microseconds, or "off".
 std::int64_t idle_yield_from_env() {
-  const char* env = std::getenv("PULSE_IDLE_YIELD_US");
-  if (!env || !*env) return default_idle_yield_ns;
-  if (std::strcmp(env, "off") == 0) return -1;
-  char* end = nullptr;
-  errno = 0;
-  const long long v = std::strtoll(env, &end, 10);
-  if (errno != 0 || *end != '\0' || v < 0 || v > max_idle_yield_ns / 1000)
-    throw usage_error(std::string("pulse: PULSE_IDLE_YIELD_US must be \"off\" or an integer in [0, 1000000] "
-                                  "(microseconds), got \"") +
-                      env + "\"");
-  return static_cast<std::int64_t>(v) * 1000;
+  const std::string_view v = env("PULSE_IDLE_YIELD_US");
+  if (v.empty()) return default_idle_yield_ns;
+  if (v == "off") return -1;
+  constexpr std::uint64_t max_us = max_idle_yield_ns / 1000;
+  const auto us = parse_decimal(v, max_us);
+  if (!us)
+    throw usage_error("pulse: PULSE_IDLE_YIELD_US must be \"off\" or an unsigned integer <= " +
+                      std::to_string(max_us) + " (microseconds), got \"" + std::string(v) + "\"");
+  return static_cast<std::int64_t>(*us) * 1000;
 }
 
 PULSE_COLD void report_detached_exception(task_header* t) noexcept {
@@ -718,7 +717,7 @@ void scheduler::thread_main(worker_thread& th) {
 // per idle_yield_ns_ of not sleeping, lets the waiting thread run at once;
 // under wrk on io_uring it cut http_hello's p99 from about 4 ms to 2-2.5
 // ms (BENCHMARKS.md, "HTTP"). With nothing else runnable, sched_yield()
-// returns at once.
+// returns after a system call's time (about 1.2 us there).
 void scheduler::idle_yield(worker_thread& th, std::int64_t& rested) {
   if (now_ns() - rested < idle_yield_ns_) return;
   ::sched_yield();

@@ -4,12 +4,11 @@
 
 #include <fmt/format.h>
 
-#include <charconv>
-#include <cstdlib>
 #include <limits>
 #include <string>
 #include <string_view>
 
+#include "env.hpp"
 #include "pulse/errors.hpp"
 
 namespace pulse {
@@ -148,26 +147,17 @@ void tier_config::validate() const {
 
 namespace {
 
-// The value of an environment variable, or an empty view if it is unset or
-// empty (an empty assignment, `PULSE_BUDGET= prog`, means "no override").
-std::string_view env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? std::string_view(v) : std::string_view();
-}
+using detail::env;
 
 [[noreturn]] void bad_env(const char* name, std::string_view value, std::string_view expected) {
   throw usage_error(
       fmt::format("pulse::tier_config: {}=\"{}\" is invalid: expected {}", name, value, expected));
 }
 
-// Strict unsigned decimal: digits only, no sign, no spaces, no suffix; a
-// typo must fail loudly rather than silently become a different number.
 std::uint64_t parse_unsigned(const char* name, std::string_view value, std::uint64_t max) {
-  std::uint64_t v = 0;
-  const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
-  if (ec != std::errc() || end != value.data() + value.size() || v > max)
-    bad_env(name, value, fmt::format("an unsigned decimal integer <= {}", max));
-  return v;
+  const auto v = detail::parse_decimal(value, max);
+  if (!v) bad_env(name, value, fmt::format("an unsigned decimal integer <= {}", max));
+  return *v;
 }
 
 }  // namespace

@@ -223,7 +223,7 @@ TEST_CASE("idle_yield outside [0, 1 s] throws usage_error naming the value", "[r
 }
 
 TEST_CASE("an invalid PULSE_IDLE_YIELD_US makes build throw usage_error naming it", "[runtime][builder][env]") {
-  for (const char* bad : {"abc", "-1", "1000001", "5us", "Off", " "}) {
+  for (const char* bad : {"abc", "-1", "+5", " 5", "1000001", "5us", "Off", " "}) {
     INFO("PULSE_IDLE_YIELD_US=\"" << bad << "\"");
     scoped_env env("PULSE_IDLE_YIELD_US", bad);
     CHECK_THROWS_WITH(pulse::runtime::builder().worker_threads(1).build(), Catch::Contains("PULSE_IDLE_YIELD_US"));

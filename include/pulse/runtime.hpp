@@ -218,8 +218,8 @@ class runtime {
     /// otherwise waits up to a scheduler tick (4 ms at CONFIG_HZ=250) to run
     /// again: the yield hands the CPU over at the moment this worker has
     /// nothing to do. With nothing else runnable it costs a system call
-    /// (well under a microsecond) at most once per `after`; a busy worker
-    /// whose queues never run dry never yields. Default 100 us
+    /// (about 1.2 us on the VM of BENCHMARKS.md) at most once per `after`;
+    /// a busy worker whose queues never run dry never yields. Default 100 us
     /// (PULSE_IDLE_YIELD_US=N microseconds, or "off"); 0 yields every time
     /// the queues run dry. Counted in runtime_metrics::thread::idle_yields.
     /// Throws usage_error outside [0, 1 s].
