@@ -25,13 +25,21 @@ struct fake_poll {
   pulse::detail::worker w;
   pulse::detail::task_header t;
   pulse::detail::worker* saved = pulse::detail::t_worker;
+  std::atomic<std::int32_t>* saved_cell = pulse::detail::t_budget;
   fake_poll() {
     w.current = &t;
     w.poll_seq.store(1, std::memory_order_relaxed);
-    t.budget.remaining = w.budget_for[0];
+    refill();
     pulse::detail::t_worker = &w;
+    pulse::detail::t_budget = &w.budget;
   }
-  ~fake_poll() { pulse::detail::t_worker = saved; }
+  ~fake_poll() {
+    pulse::detail::t_worker = saved;
+    pulse::detail::t_budget = saved_cell;
+  }
+  void refill() noexcept {
+    w.budget.store(static_cast<std::int32_t>(w.budget_for[t.budget.tier & 3u]), std::memory_order_relaxed);
+  }
 };
 
 // One await's worth: take a unit, test for exhaustion or the monitor's flag.
@@ -41,7 +49,7 @@ void budget_consume(benchmark::State& state) {
     bool y = pulse::detail::consume_budget();
     benchmark::DoNotOptimize(y);
     if (y) [[unlikely]]
-      p.t.budget.remaining = p.w.budget_for[0];
+      p.refill();
   }
 }
 BENCHMARK(budget_consume);
@@ -51,7 +59,7 @@ void budget_refill(benchmark::State& state) {
   fake_poll p;
   for (auto _ : state) {
     benchmark::DoNotOptimize(&p.t);
-    p.t.budget.remaining = p.w.budget_for[p.t.budget.tier & 3u];
+    p.refill();
     benchmark::ClobberMemory();
   }
 }

@@ -3,8 +3,9 @@
 // Every tick (backing off to one per time slice while all polls are short)
 // it samples each slot's owner thread's poll sequence number; the
 // workers pay two relaxed stores per poll for that and read no clock.
-// - A poll that outlives its time slice gets its worker's preempt flag: the
-//   task yields at its next await or checkpoint.
+// - A poll that outlives its time slice gets its worker's preempt flag and
+//   a poke in its budget cell: the task yields at its next await or
+//   checkpoint.
 // - A poll stuck past the hand-off threshold (the task ignores the flag, or
 //   never awaits at all) loses its slot: a signal handler on the stuck
 //   thread acknowledges, a spare thread takes over the slot's queues, LIFO
@@ -54,6 +55,21 @@ constexpr bool under_tsan = false;
 constexpr bool under_tsan = false;
 #endif
 
+// Asks poll `seq` of `th` to give way at its next await or checkpoint: the
+// flag (preempt_seq, which checkpoint() and the end of the poll read) and
+// the poke into the thread's budget cell (which every await counts down).
+void ask_to_yield(worker_thread* th, std::uint64_t seq) noexcept {
+  th->preempt_seq.store(seq, std::memory_order_relaxed);
+  th->budget.store(budget_poke, std::memory_order_relaxed);
+}
+
+// Every tick while poll `seq` still runs after being asked: the thread's
+// own count-down (a plain load and store) may have overwritten the poke.
+void ask_again(worker_thread* th, std::uint64_t seq) noexcept {
+  if (th->preempt_seq.load(std::memory_order_relaxed) == seq)
+    th->budget.store(budget_poke, std::memory_order_relaxed);
+}
+
 extern "C" void on_handoff_signal(int) {
   const int saved = errno;
   if (worker* w = t_worker) {
@@ -96,7 +112,7 @@ extern "C" void on_handoff_signal(int) {
       if (th->trace) th->handoff_ticks.store(cpu_clock::get().ticks(), std::memory_order_relaxed);
       th->lost.store(true, std::memory_order_relaxed);
       // The poll loop looks at `lost` only after a flagged poll.
-      th->preempt_seq.store(seq, std::memory_order_relaxed);
+      ask_to_yield(th, seq);
     }
     std::atomic_signal_fence(std::memory_order_seq_cst);
     th->handoff_ack.store(target * 2 + (accept ? 1 : 0), std::memory_order_release);
@@ -199,7 +215,7 @@ void scheduler::monitor_loop() {
   // task) without counting it as a long poll.
   auto kick = [](worker_thread* owner, seen& l, std::uint64_t s, std::int64_t now) {
     owner->kick_seq.store(s, std::memory_order_relaxed);
-    owner->preempt_seq.store(s, std::memory_order_relaxed);
+    ask_to_yield(owner, s);
     l.kicked = s;
     l.kicked_at = now;
   };
@@ -335,6 +351,7 @@ void scheduler::monitor_loop() {
         x.idled = true;  // the poll ended; the thread restores itself
         continue;
       }
+      ask_again(x.th, x.seq);
       if (x.victim && now - x.wall0 >= victim_window) {
         // A victim of the OS that now gets the CPU and still does not end
         // its poll is a hog after all: lower it like one. Judged every
@@ -373,10 +390,11 @@ void scheduler::monitor_loop() {
         continue;
       }
       watching |= (s & 1) != 0;
+      if (s & 1) ask_again(iso_ctx_[i], s);
       if ((s & 1) && l.flagged != s && now - l.since >= time_slice_ns_) {
         iso_ctx_[i]->flag_since.store(l.since, std::memory_order_relaxed);
         iso_ctx_[i]->flag_seq.store(s, std::memory_order_release);
-        iso_ctx_[i]->preempt_seq.store(s, std::memory_order_relaxed);
+        ask_to_yield(iso_ctx_[i], s);
         l.flagged = s;
       }
     }
@@ -440,6 +458,7 @@ void scheduler::monitor_loop() {
       }
       if (!(s & 1)) continue;
       watching = true;  // the same poll at two samples
+      ask_again(owner, s);
       const std::int64_t stuck_for = now - l.since;
       const bool has_clock = owner->has_cpu_clock.load(std::memory_order_acquire);
       if (l.cpu_seq != s && has_clock) {
@@ -486,7 +505,7 @@ void scheduler::monitor_loop() {
         // When it was first seen, for the poll's slow path to date it.
         owner->flag_since.store(l.since, std::memory_order_relaxed);
         owner->flag_seq.store(s, std::memory_order_release);
-        owner->preempt_seq.store(s, std::memory_order_relaxed);
+        ask_to_yield(owner, s);
         l.flagged = s;
       } else if (timer_due && l.flagged != s && l.kicked != s) {
         kick(owner, l, s, now);

@@ -509,7 +509,7 @@ PULSE_ALWAYS_INLINE bool scheduler::poll(worker_thread& th, worker_slot& w, task
   t->obs.where.store(seq, std::memory_order_relaxed);
   bump(t->obs.polls);
   const std::uint8_t watched = t->budget.tier | th.timed;
-  t->budget.remaining = th.budget_for[0];
+  th.budget.store(static_cast<std::int32_t>(th.budget_for[0]), std::memory_order_relaxed);
   if (watched) [[unlikely]]
     begin_timed_poll(th, t);  // also refills by tier
 #endif
@@ -670,6 +670,9 @@ void scheduler::park(worker_slot& w) {
 
 void scheduler::thread_main(worker_thread& th) {
   t_worker = &th;
+#if PULSE_PREEMPTION
+  t_budget = &th.budget;
+#endif
   t_frame_cache = &th.cache;
   th.tid.store(static_cast<int>(::gettid()), std::memory_order_relaxed);
   th.handle.store(pthread_self(), std::memory_order_release);
@@ -704,6 +707,9 @@ void scheduler::thread_main(worker_thread& th) {
   }
   t_frame_cache = nullptr;
   t_worker = nullptr;
+#if PULSE_PREEMPTION
+  t_budget = &foreign_budget;
+#endif
 }
 
 // Why a worker with nothing to do gives its CPU away (runtime::builder::
@@ -853,6 +859,9 @@ void scheduler::drain() {
 namespace pulse::detail {
 #if defined(__clang__)
 worker* this_worker_slow() noexcept { return t_worker; }
+#if PULSE_PREEMPTION
+std::atomic<std::int32_t>* budget_cell_slow() noexcept { return t_budget; }
+#endif
 frame_cache* this_frame_cache_slow() noexcept { return t_frame_cache; }
 #endif
 }  // namespace pulse::detail

@@ -115,6 +115,101 @@ TEST_CASE("checkpoint in a CPU loop yields once the time slice is spent",
   CHECK(x != 0);
 }
 
+TEST_CASE("a poll past its time slice yields at its next ready await, budget left or not",
+          "[preempt][budget]") {
+  // The monitor's request arrives in the worker's budget cell. With the
+  // largest budget (65535 awaits of 5-10 us each: a third of a second or
+  // more) and hand-off disabled, only that request can make this loop give
+  // way before its budget is spent (without it: 65534 awaits, measured).
+  pulse::tier_config cfg;
+  cfg.budget = 65535;
+  cfg.max_compensating_threads = 0;
+  auto rt = pulse::runtime::builder().worker_threads(1).tier_config(cfg).build();
+  std::atomic<bool> other_ran{false};
+  long awaits = 0;
+  std::uint64_t x = 1;
+  rt.block_on([&]() -> task<> {
+    auto other = pulse::spawn(set_flag(&other_ran));
+    while (!other_ran.load() && awaits < 1'000'000) {
+      x = spin_work(x);
+      co_await pulse::sleep_for(0ms);  // ready at once
+      ++awaits;
+    }
+    co_await other;
+  }());
+  INFO("awaits before the other task ran: " << awaits);
+  CHECK(other_ran.load());
+  CHECK(awaits < 60'000);
+  CHECK(x != 0);
+  CHECK(rt.metrics().total().preempt_yields >= 1);
+}
+
+TEST_CASE("the budget's slow path tells a spent budget, a request and a stale request apart",
+          "[preempt][budget]") {
+  // A worker context as inside a poll, without a runtime (as bench_preempt
+  // does), driving consume_budget() through each case of budget_spent().
+  namespace d = pulse::detail;
+  struct fake_poll {
+    d::worker w;
+    d::task_header t;
+    d::worker* saved = d::t_worker;
+    std::atomic<std::int32_t>* saved_cell = d::t_budget;
+    fake_poll() {
+      w.current = &t;
+      w.poll_seq.store(1, std::memory_order_relaxed);  // poll 1 is running
+      d::t_worker = &w;
+      d::t_budget = &w.budget;
+    }
+    ~fake_poll() {
+      d::t_worker = saved;
+      d::t_budget = saved_cell;
+    }
+  } p;
+  const auto full = static_cast<std::int32_t>(p.w.budget_for[0]);
+
+  p.w.budget.store(3);
+  CHECK_FALSE(d::consume_budget());
+  CHECK_FALSE(d::consume_budget());
+  CHECK(d::consume_budget());  // the last unit: yield
+  CHECK(p.w.budget.load() == 0);
+
+  // The monitor asked this poll to give way: yield at once.
+  p.w.budget.store(d::budget_poke);
+  p.w.preempt_seq.store(1);
+  CHECK(d::consume_budget());
+
+  // A request meant for an earlier poll: no yield, a fresh budget.
+  p.w.budget.store(d::budget_poke);
+  p.w.preempt_seq.store(~std::uint64_t{0});
+  CHECK_FALSE(d::consume_budget());
+  CHECK(p.w.budget.load() == full);
+
+  // Inside an unconstrained section neither a spent budget nor a request
+  // yields; the count starts over.
+  p.t.budget.unconstrained = 1;
+  p.w.budget.store(1);
+  CHECK_FALSE(d::consume_budget());
+  CHECK(p.w.budget.load() == full);
+  p.w.preempt_seq.store(1);
+  p.w.budget.store(d::budget_poke);
+  CHECK_FALSE(d::consume_budget());
+  p.t.budget.unconstrained = 0;
+
+  // Tier yield refills with its own (smaller) budget.
+  p.t.budget.tier = static_cast<std::uint8_t>(pulse::tier::yield);
+  p.w.preempt_seq.store(~std::uint64_t{0});
+  p.w.budget.store(d::budget_poke);
+  CHECK_FALSE(d::consume_budget());
+  CHECK(p.w.budget.load() == static_cast<std::int32_t>(p.w.budget_for[2]));
+  p.t.budget.tier = 0;
+
+  // Between polls (no current task) nothing yields.
+  p.w.current = nullptr;
+  p.w.budget.store(1);
+  CHECK_FALSE(d::consume_budget());
+  CHECK(p.w.budget.load() == d::budget_idle);
+}
+
 TEST_CASE("checkpoint costs nothing when no preemption is due", "[preempt][checkpoint]") {
   auto rt = one_worker();
   rt.block_on([]() -> task<> {

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cassert>
 #include <cstdint>
+#include <limits>
 
 #include "pulse/detail/config.hpp"
 #include "pulse/detail/local_queue.hpp"
@@ -55,6 +56,12 @@ struct alignas(cache_line) worker {
   slot* home = nullptr;             // the slot this thread serves, unless `lost`
   poll_outcome outcome = poll_outcome::suspended;
 #if PULSE_PREEMPTION
+  /// Await units left in the running poll (see consume_budget). Written by
+  /// this thread at every await and refilled at every poll start; the
+  /// monitor stores budget_poke here to make the poll give way at its next
+  /// await. Atomic only for that store: this thread uses plain loads and
+  /// stores, never a read-modify-write.
+  std::atomic<std::int32_t> budget{std::numeric_limits<std::int32_t>::max() / 2};
   /// Set (on this thread, by the hand-off signal) when the monitor gave
   /// `home` to another thread during the current poll: from then on this
   /// thread must not touch the slot. Always set on isolation threads.
@@ -146,6 +153,24 @@ PULSE_ALWAYS_INLINE void unpin_slot([[maybe_unused]] worker* w) noexcept {
 /// this_worker(), never directly, in code that may run in a coroutine.
 inline constinit thread_local worker* t_worker = nullptr;
 
+#if PULSE_PREEMPTION
+/// What the monitor stores in a poll's budget to ask it to give way at its
+/// next await: far below anything a budget counts down to, so the slow path
+/// (budget_spent) can tell a request from a spent budget.
+inline constexpr std::int32_t budget_poke = std::numeric_limits<std::int32_t>::min() / 2;
+/// The budget of a thread that polls nothing (not a worker, or a worker
+/// between polls): awaits there never yield.
+inline constexpr std::int32_t budget_idle = std::numeric_limits<std::int32_t>::max() / 2;
+/// The budget cell of every thread that is not a Pulse worker. Shared, and
+/// touched only by coroutines resumed outside the runtime: each await there
+/// counts it down and the slow path resets it.
+inline constinit std::atomic<std::int32_t> foreign_budget{budget_idle};
+/// This thread's budget cell: &worker::budget on Pulse threads. A pointer
+/// of its own, so that an await reaches the counter with one thread-local
+/// load instead of thread -> worker -> task.
+inline constinit thread_local std::atomic<std::int32_t>* t_budget = &foreign_budget;
+#endif
+
 #if defined(__clang__)
 // clang (at least up to 16) may compute a thread-local's address once per
 // coroutine and keep it in the frame across suspensions, so after a task
@@ -153,8 +178,15 @@ inline constinit thread_local worker* t_worker = nullptr;
 // (llvm/llvm-project#47179). An opaque call forces a fresh lookup.
 worker* this_worker_slow() noexcept;
 PULSE_ALWAYS_INLINE worker* this_worker() noexcept { return this_worker_slow(); }
+#if PULSE_PREEMPTION
+std::atomic<std::int32_t>* budget_cell_slow() noexcept;
+PULSE_ALWAYS_INLINE std::atomic<std::int32_t>* budget_cell() noexcept { return budget_cell_slow(); }
+#endif
 #else
 PULSE_ALWAYS_INLINE worker* this_worker() noexcept { return t_worker; }
+#if PULSE_PREEMPTION
+PULSE_ALWAYS_INLINE std::atomic<std::int32_t>* budget_cell() noexcept { return t_budget; }
+#endif
 #endif
 
 // ---- out of line (src/scheduler.cpp) ----
@@ -265,22 +297,25 @@ PULSE_ALWAYS_INLINE bool preempt_requested(const worker* w) noexcept {
   return w->preempt_seq.load(std::memory_order_relaxed) == w->seq();
 }
 
-/// Consumes one budget unit of the running task and says whether it must
-/// yield now. False outside a Pulse poll (a coroutine resumed by a foreign
-/// thread): there is nothing to yield to.
+/// Out of line: the budget cell reached zero or below. Decides whether the
+/// await yields (budget spent, or the monitor asked) or goes on (no poll
+/// running, an unconstrained section, a request meant for an earlier poll)
+/// and then refills the cell.
+bool budget_spent(std::int32_t left) noexcept;
+
+/// Consumes one budget unit of the running poll and says whether the task
+/// must yield now: a load, a subtract and a store on this thread's budget
+/// cell, and one branch. The monitor's request to give way arrives in the
+/// same cell (budget_poke), so it costs no second test. Every poll starts
+/// with at least 1 (budgets are validated to fit an int32) and a spent
+/// budget ends the poll, so the cell only goes below 1 once per poll.
 PULSE_ALWAYS_INLINE bool consume_budget() noexcept {
-  worker* w = this_worker();
-  if (!w || !w->current) [[unlikely]]
+  std::atomic<std::int32_t>* c = budget_cell();
+  const std::int32_t left = c->load(std::memory_order_relaxed) - 1;
+  c->store(left, std::memory_order_relaxed);
+  if (left > 0) [[likely]]
     return false;
-  task_budget& b = w->current->budget;
-  if (b.unconstrained) [[unlikely]]
-    return false;
-  // Every poll starts with remaining >= 1 (budgets are validated to fit in
-  // an int32) and a spent budget ends the poll, so this only goes below 1
-  // once per poll; signed, a stray 0 - 1 still reads as spent.
-  const std::uint32_t left = b.remaining - 1;
-  b.remaining = left;
-  return static_cast<std::int32_t>(left) <= 0 || preempt_requested(w);
+  return budget_spent(left);
 }
 #endif
 

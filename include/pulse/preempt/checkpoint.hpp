@@ -65,7 +65,9 @@ template <class A>
 inline std::uint32_t budget_remaining() {
   detail::task_header* t = detail::current_task("pulse::budget_remaining called outside a pulse task");
 #if PULSE_PREEMPTION
-  return t->budget.unconstrained ? std::numeric_limits<std::uint32_t>::max() : t->budget.remaining;
+  if (t->budget.unconstrained) return std::numeric_limits<std::uint32_t>::max();
+  const std::int32_t left = detail::budget_cell()->load(std::memory_order_relaxed);
+  return left > 0 ? static_cast<std::uint32_t>(left) : 0;  // below 1: the monitor's request
 #else
   (void)t;
   return std::numeric_limits<std::uint32_t>::max();
@@ -148,11 +150,17 @@ struct budgeted {
 };
 
 /// Awaiter of unconstrained(): marks the task unconstrained while the inner
-/// awaitable (and the child task it may be) runs.
+/// awaitable (and the child task it may be) runs. The awaits inside still
+/// count the poll's budget down (the slow path refills it instead of
+/// yielding); when the section ends in the poll it started in, the count it
+/// had is put back, so the section has consumed nothing. A section that
+/// suspended ends in a later poll, whose budget was refilled anyway.
 template <class Aw>
 struct unconstrained_awaiter {
   Aw inner;
   task_header* task = nullptr;
+  std::uint64_t seq = 0;     // the poll the section started in
+  std::int32_t saved = 0;    // its budget then
 
   bool await_ready() { return inner.await_ready(); }
   template <class P>
@@ -160,6 +168,8 @@ struct unconstrained_awaiter {
     if (worker* w = this_worker(); w && w->current) {
       task = w->current;
       ++task->budget.unconstrained;
+      seq = w->seq();
+      saved = w->budget.load(std::memory_order_relaxed);
     }
     return inner.await_suspend(h);
   }
@@ -167,6 +177,10 @@ struct unconstrained_awaiter {
     if (task) {
       --task->budget.unconstrained;
       task = nullptr;
+      // Or the monitor's request, if it asked the poll to give way meanwhile
+      // (the section's awaits absorbed it): the next await yields.
+      if (worker* w = this_worker(); w && w->seq() == seq)
+        w->budget.store(preempt_requested(w) ? budget_poke : saved, std::memory_order_relaxed);
     }
     return inner.await_resume();
   }

@@ -7,13 +7,16 @@ namespace pulse {
 
 /// Lives in every task's header (16 bytes, 16-byte aligned, so it shares one
 /// cache line with the rest of the header). Only the worker polling the task
-/// reads or writes it; other threads never touch it (the monitor's requests
-/// go through the worker's preempt flag instead), so no field is atomic.
+/// reads or writes it; other threads never touch it, so no field is atomic.
+///
+/// The await units left in the running poll are not counted here but in the
+/// polling thread's budget cell (detail::worker::budget), refilled from the
+/// task's tier at every poll: an await reaches that cell with one
+/// thread-local load (here it took three dependent loads: thread, worker,
+/// task), and the monitor can ask the poll to give way by storing into it,
+/// which it could not do to a task that may have completed meanwhile.
 struct alignas(16) task_budget {
-  /// Await units left in the current poll; every co_await inside the task
-  /// consumes one, and at zero the task yields at its next await. Refilled
-  /// before each poll from the task's tier.
-  std::uint32_t remaining = 0;
+  std::uint32_t spare = 0;  // unused; keeps the 16-byte layout explicit
   /// Depth of pulse::unconstrained sections being awaited: while non-zero
   /// nothing is consumed and nothing forces a yield.
   std::uint16_t unconstrained = 0;

@@ -70,7 +70,7 @@ struct tier_config {
   /// all yields even if everything it awaits is ready. Default 128, Tokio's
   /// coop budget: 128 ready awaits take a few µs, far below a slice, so a
   /// ready loop shares the worker while the ~100 ns re-queue stays amortised.
-  /// Must be in [1, 65535] (the scheduler keeps the remainder in 16 bits).
+  /// Must be in [1, 65535].
   std::uint32_t budget{128};
 
   /// Await units per poll in tiers yield and isolate. Default 16 (budget / 8):
