@@ -4,12 +4,14 @@
 // ctest's timeout), never how fast; the tight numbers live in the benchmarks.
 #include <catch2/catch.hpp>
 
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <thread>
 #include <vector>
 
 #include <pulse/pulse.hpp>
@@ -428,4 +430,80 @@ TEST_CASE("after a hand-off, the thread that lost its slot does not go on pollin
   CHECK(on_stuck_thread < 20);  // 40 of 40 when the lost thread kept the task
 }
 
+#endif
+
+#if PULSE_PREEMPTION
+TEST_CASE("a stuck thread spared as a victim of the OS is lowered once it hogs the CPU",
+          "[preempt][handoff][isolate]") {
+  // Everything on one CPU, with two plain threads spinning beside the
+  // worker: when the monitor hands the stuck worker's slot away, the thread
+  // has had about a third of the CPU while runnable, so it is judged a
+  // victim of the OS and keeps its normal priority. Once the spinners stop
+  // and it uses the CPU itself, it must drop to SCHED_IDLE like any hog.
+  // (It stayed at SCHED_OTHER for good when the monitor stopped following
+  // it at its stall report, 10 ms in: before its first CPU-share window
+  // closed.)
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(sched_getcpu(), &one);
+  cpu_set_t saved;
+  REQUIRE(sched_getaffinity(0, sizeof saved, &saved) == 0);
+  REQUIRE(sched_setaffinity(0, sizeof one, &one) == 0);  // inherited by the threads below
+  struct restore_affinity {
+    cpu_set_t* s;
+    ~restore_affinity() { sched_setaffinity(0, sizeof *s, s); }
+  } restore{&saved};
+
+  std::atomic<bool> spin{true}, stop{false};
+  std::vector<std::thread> spinners;
+  for (int i = 0; i < 2; ++i)
+    spinners.emplace_back([&] {
+      std::uint64_t x = 1;
+      while (spin.load(std::memory_order_relaxed)) x = spin_work(x);
+      CHECK(x != 0);
+    });
+  auto rt = pulse::runtime::builder().worker_threads(1).build();
+  // Whatever happens below, the hog and the spinners stop before the
+  // runtime shuts down (it waits for its threads).
+  struct stop_all {
+    std::atomic<bool>& spin;
+    std::atomic<bool>& stop;
+    std::vector<std::thread>& spinners;
+    ~stop_all() {
+      spin = false;
+      stop = true;
+      for (auto& t : spinners)
+        if (t.joinable()) t.join();
+    }
+  } guard{spin, stop, spinners};
+  std::atomic<pid_t> hog_tid{0};
+  auto hog = rt.spawn([](std::atomic<pid_t>* tid, std::atomic<bool>* stop) -> task<> {
+    tid->store(::gettid());
+    std::uint64_t x = 1;
+    while (!stop->load(std::memory_order_relaxed)) x = spin_work(x);  // never awaits
+    CHECK(x != 0);
+    co_return;
+  }(&hog_tid, &stop));
+  // Queued behind the hog on the only worker: it runs once another thread
+  // has taken over the worker's slot. (The handoffs counter only counts the
+  // stuck poll when it ends.)
+  std::atomic<bool> behind_ran{false};
+  rt.spawn(set_flag(&behind_ran)).detach();
+  const auto give_up = clk::now() + 20s;
+  while (!behind_ran.load() && clk::now() < give_up) std::this_thread::sleep_for(1ms);
+  INFO(pulse::to_string(rt.metrics()));
+  REQUIRE(behind_ran.load());
+  const bool spared = sched_getscheduler(hog_tid.load()) != SCHED_IDLE;
+  spin = false;
+  for (auto& t : spinners) t.join();
+  int policy = sched_getscheduler(hog_tid.load());
+  while (policy != SCHED_IDLE && clk::now() < give_up) {
+    std::this_thread::sleep_for(5ms);
+    policy = sched_getscheduler(hog_tid.load());
+  }
+  stop = true;
+  rt.block_on([](pulse::join_handle<void> h) -> task<> { co_await std::move(h); }(std::move(hog)));
+  INFO("judged a victim at the hand-off: " << spared);
+  CHECK(policy == SCHED_IDLE);
+}
 #endif
