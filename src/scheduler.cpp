@@ -283,6 +283,13 @@ void scheduler::start(const std::string& thread_name) {
         pthread_setname_np(iso_threads_.back().native_handle(), "pulse-isolate");
       }
     }
+    // Spare threads, parked, ready to take over a stuck slot: starting a
+    // thread at the moment of a hand-off put its creation, and its first
+    // wait for a CPU, on the critical path (at the start of starvation A,
+    // up to 4 ms before the new thread polled anything). The monitor keeps
+    // this many in reserve as hand-offs use them (replenish_spares).
+    warm_spares_ = std::min<std::size_t>(slots_.size(), tiers_->config().max_compensating_threads);
+    replenish_spares();
     monitor_ = std::thread([this] { monitor_loop(); });
     pthread_setname_np(monitor_.native_handle(), "pulse-monitor");
 #endif
@@ -307,6 +314,20 @@ void scheduler::adopt_thread(worker_thread& th) noexcept {
     shards_[shard] = &th.tasks;
   }  // else sched stays null: its spawns go to the foreign shard
 }
+
+#if PULSE_PREEMPTION
+void scheduler::replenish_spares() {
+  for (;;) {
+    {
+      std::lock_guard lock(threads_mu_);
+      if (spares_.size() >= warm_spares_ || threads_.size() >= max_threads_) return;
+    }
+    worker_thread* p = spawn_thread(nullptr);  // parks at once: nothing assigned
+    std::lock_guard lock(threads_mu_);
+    spares_.push_back(p);
+  }
+}
+#endif
 
 worker_thread* scheduler::spawn_thread(worker_slot* first) {
   std::lock_guard lock(threads_mu_);
@@ -772,6 +793,9 @@ void scheduler::shutdown() {
   // Stop the monitor first: it is the only other creator of threads.
   monitor_drv_->unpark();
   if (monitor_.joinable()) monitor_.join();
+  // Again, now that no thread can be added: a spare the monitor started
+  // after the first round may have parked before it saw shutdown_.
+  for (auto& th : threads_) th->drv->unpark();
 #endif
   for (auto& th : threads_)
     if (th->thread.joinable()) th->thread.join();

@@ -188,6 +188,12 @@ class scheduler {
   worker_thread* spawn_thread(worker_slot* first);
   void adopt_thread(worker_thread& th) noexcept;
   worker_thread* take_spare();
+#if PULSE_PREEMPTION
+  /// Starts spare threads until warm_spares_ are parked (or the thread cap
+  /// is reached). On start() and from the monitor after a hand-off.
+  void replenish_spares();
+  std::size_t warm_spares_ = 0;
+#endif
   void become_spare(worker_thread& th);
 
   std::vector<std::unique_ptr<worker_slot>> slots_;
