@@ -1,0 +1,54 @@
+// The operating system's floor under the starvation workloads: how late a
+// plain thread wakes from a 1 ms sleep while spinning threads compete for
+// the CPUs, without any runtime. What Pulse's probe lateness cannot beat on
+// the same machine (BENCHMARKS.md, "Starvation").
+//   wake_floor [spinners=4] [policy=idle|normal] [wakeups=2000]
+// Prints the lateness percentiles of the sleeper in microseconds.
+#include <pthread.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+int main(int argc, char** argv) {
+  using clk = std::chrono::steady_clock;
+  const int spinners = argc > 1 ? std::atoi(argv[1]) : 4;
+  const bool idle = argc > 2 ? std::strcmp(argv[2], "normal") != 0 : true;
+  const int wakeups = argc > 3 ? std::atoi(argv[3]) : 2000;
+  if (spinners < 0 || wakeups < 1) {
+    std::fprintf(stderr, "usage: wake_floor [spinners>=0] [idle|normal] [wakeups>=1]\n");
+    return 2;
+  }
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < spinners; ++i)
+    threads.emplace_back([&] {
+      if (idle) {
+        sched_param p{};
+        if (sched_setscheduler(0, SCHED_IDLE, &p) != 0) std::perror("sched_setscheduler(SCHED_IDLE)");
+      }
+      unsigned long x = 0;
+      while (!stop.load(std::memory_order_relaxed)) x = x * 6364136223846793005ul + 1;
+      if (x == 42) std::puts("");  // keeps the loop
+    });
+  std::vector<long long> late;
+  late.reserve(static_cast<std::size_t>(wakeups));
+  for (int i = 0; i < wakeups; ++i) {
+    const auto due = clk::now() + std::chrono::milliseconds(1);
+    std::this_thread::sleep_until(due);
+    late.push_back(std::chrono::duration_cast<std::chrono::microseconds>(clk::now() - due).count());
+  }
+  stop = true;
+  for (auto& t : threads) t.join();
+  std::sort(late.begin(), late.end());
+  auto pct = [&](int per_mille) { return late[static_cast<std::size_t>((late.size() - 1) * per_mille / 1000)]; };
+  std::printf("spinners %d (%s) wakeups %d lateness us: p50 %lld p99 %lld p99.9 %lld max %lld\n", spinners,
+              spinners == 0 ? "none" : idle ? "SCHED_IDLE" : "SCHED_OTHER", wakeups, pct(500), pct(990),
+              pct(999), late.back());
+}
