@@ -24,22 +24,13 @@ namespace {
 struct fake_poll {
   pulse::detail::worker w;
   pulse::detail::task_header t;
-  pulse::detail::worker* saved = pulse::detail::t_worker;
-  std::atomic<std::int32_t>* saved_cell = pulse::detail::t_budget;
+  pulse::detail::thread_binding bound{&w};
   fake_poll() {
     w.current = &t;
     w.poll_seq.store(1, std::memory_order_relaxed);
     refill();
-    pulse::detail::t_worker = &w;
-    pulse::detail::t_budget = &w.budget;
   }
-  ~fake_poll() {
-    pulse::detail::t_worker = saved;
-    pulse::detail::t_budget = saved_cell;
-  }
-  void refill() noexcept {
-    w.budget.store(static_cast<std::int32_t>(w.budget_for[t.budget.tier & 3u]), std::memory_order_relaxed);
-  }
+  void refill() noexcept { w.refill_budget(t.budget.tier); }
 };
 
 // One await's worth: take a unit, test for exhaustion or the monitor's flag.

@@ -70,6 +70,29 @@ void ask_again(worker_thread* th, std::uint64_t seq) noexcept {
     th->budget.store(budget_poke, std::memory_order_relaxed);
 }
 
+// Asks the kernel (EEVDF, Linux 6.12+) for a short slice for the calling
+// thread, which lets it preempt a thread with the default slice when it
+// wakes. No privilege needed; older kernels ignore or refuse it, and then
+// nothing changes.
+void request_short_slice(std::uint64_t ns) noexcept {
+#if defined(SYS_sched_setattr)
+  struct {  // struct sched_attr (linux/sched/types.h clashes with <sched.h>)
+    std::uint32_t size, sched_policy;
+    std::uint64_t sched_flags;
+    std::int32_t sched_nice;
+    std::uint32_t sched_priority;
+    std::uint64_t sched_runtime, sched_deadline, sched_period;
+    std::uint32_t sched_util_min, sched_util_max;
+  } attr{};
+  attr.size = sizeof attr;
+  attr.sched_policy = SCHED_OTHER;
+  attr.sched_runtime = ns;
+  (void)::syscall(SYS_sched_setattr, 0, &attr, 0);
+#else
+  (void)ns;
+#endif
+}
+
 extern "C" void on_handoff_signal(int) {
   const int saved = errno;
   if (worker* w = t_worker) {
@@ -192,29 +215,6 @@ worker_thread* scheduler::take_spare() {
   worker_thread* th = spares_.back();
   spares_.pop_back();
   return th;
-}
-
-// Asks the kernel (EEVDF, Linux 6.12+) for a short slice for the calling
-// thread, which lets it preempt a thread with the default slice when it
-// wakes. No privilege needed; older kernels ignore or refuse it, and then
-// nothing changes.
-static void request_short_slice(std::uint64_t ns) noexcept {
-#if defined(SYS_sched_setattr)
-  struct {  // struct sched_attr (linux/sched/types.h clashes with <sched.h>)
-    std::uint32_t size, sched_policy;
-    std::uint64_t sched_flags;
-    std::int32_t sched_nice;
-    std::uint32_t sched_priority;
-    std::uint64_t sched_runtime, sched_deadline, sched_period;
-    std::uint32_t sched_util_min, sched_util_max;
-  } attr{};
-  attr.size = sizeof attr;
-  attr.sched_policy = SCHED_OTHER;
-  attr.sched_runtime = ns;
-  (void)::syscall(SYS_sched_setattr, 0, &attr, 0);
-#else
-  (void)ns;
-#endif
 }
 
 void scheduler::monitor_loop() {
@@ -488,22 +488,23 @@ void scheduler::monitor_loop() {
         const std::int64_t due = w.timers.earliest();
         if (due > now && due < next_due) next_due = due;
       }
+      // The CPU-share window of poll `s`: the thread's CPU time at its first
+      // sighting (one clock read, ~0.7 us here), so that whether the OS held
+      // the poll up is judged over the whole poll, not over the last tick.
+      // Over a 250 us window a hog that had merely shared its CPU with this
+      // thread for a moment looked held up: at the start of starvation A, 6
+      // hand-offs of 8 spared the hog as a victim, at normal priority for 20
+      // ms more, and the probe waited behind it (3 of 16 since).
+      const auto open_window = [&] {
+        l.cpu_seq = s;
+        l.cpu0 = thread_cpu_ns(static_cast<int>(owner->cpu_clock_id));
+        l.wall0 = now;
+      };
       if (owner != l.owner || s != l.seq) {
         l.owner = owner;
         l.seq = s;
         l.since = now;
-        if ((s & 1) && owner->has_cpu_clock.load(std::memory_order_acquire)) {
-          // Open the CPU-share window at the first sighting (one clock read,
-          // ~0.7 us here), so that whether the OS held the poll up is judged
-          // over the whole poll, not over the last tick. Over a 250 us window
-          // a hog that had merely shared its CPU with this thread for a
-          // moment looked held up: at the start of starvation A, 3 hand-offs
-          // in 4 spared the hog as a victim, at normal priority for 20 ms
-          // more, and the probe waited behind it.
-          l.cpu_seq = s;
-          l.cpu0 = thread_cpu_ns(static_cast<int>(owner->cpu_clock_id));
-          l.wall0 = now;
-        }
+        if ((s & 1) && owner->has_cpu_clock.load(std::memory_order_acquire)) open_window();
         // A sleeper is due behind a poll that just started: no need to
         // wait a tick to see the poll again.
         if ((s & 1) && w.timers.earliest() <= now) kick(owner, l, s, now);
@@ -514,27 +515,14 @@ void scheduler::monitor_loop() {
       ask_again(owner, s);
       const std::int64_t stuck_for = now - l.since;
       const bool has_clock = owner->has_cpu_clock.load(std::memory_order_acquire);
-      if (l.cpu_seq != s && has_clock) {
-        // The clock came after the first sighting: note the thread's CPU
-        // time now, to tell later how much of the poll it really ran.
-        l.cpu_seq = s;
-        l.cpu0 = thread_cpu_ns(static_cast<int>(owner->cpu_clock_id));
-        l.wall0 = now;
-      }
+      if (l.cpu_seq != s && has_clock) open_window();  // the clock came after the first sighting
       // Whether the OS kept the thread off the CPU: it used under half of
       // the wall time since the window opened and is runnable now (waiting for a
       // CPU, not blocked: time blocked in a syscall is the task's own
       // doing). Then the tier manager must not count the poll against the
       // task. Checked when the poll is flagged and again before a hand-off.
+      // (The window is open by now whenever the thread has a clock.)
       auto check_stolen = [&] {
-        if (l.cpu_seq != s && has_clock) {
-          // The monitor itself ran late and missed the first sample: start
-          // the window now, for the next check (before a hand-off).
-          l.cpu_seq = s;
-          l.cpu0 = thread_cpu_ns(static_cast<int>(owner->cpu_clock_id));
-          l.wall0 = now;
-          return false;
-        }
         const std::int64_t window = now - l.wall0;
         if (l.cpu_seq != s || l.cpu0 < 0) return true;  // cannot tell
         if (window < tick) return false;

@@ -15,12 +15,11 @@ namespace pulse::detail {
 #if PULSE_PREEMPTION
 
 bool budget_spent(std::int32_t left) noexcept {
-  std::atomic<std::int32_t>* c = t_budget;
-  const worker* w = t_worker;
+  worker* w = t_worker;
   if (!w || !w->current) {
     // Not in a poll (a coroutine resumed outside the runtime, or between
     // polls): nothing to yield to.
-    c->store(budget_idle, std::memory_order_relaxed);
+    t_budget->store(budget_idle, std::memory_order_relaxed);
     return false;
   }
   const task_header* t = w->current;
@@ -28,7 +27,7 @@ bool budget_spent(std::int32_t left) noexcept {
     // An unconstrained section counts on (its exit restores the count, see
     // unconstrained_awaiter); or the monitor's request was for a poll that
     // ended between its look and its store. Either way, a fresh budget.
-    c->store(static_cast<std::int32_t>(w->budget_for[t->budget.tier & 3u]), std::memory_order_relaxed);
+    w->refill_budget(t->budget.tier);
     return false;
   }
   return true;  // spent, or the monitor asked this poll to give way
@@ -41,7 +40,7 @@ void scheduler::forget_tier(std::uint8_t tier) noexcept {
 // The poll of a task above tier monitor, or any poll when a hook wants
 // per-poll callbacks: stamp the start (cycle counter) and call before_poll.
 void scheduler::begin_timed_poll(worker_thread& th, task_header* t) {
-  th.budget.store(static_cast<std::int32_t>(th.budget_for[t->budget.tier & 3u]), std::memory_order_relaxed);
+  th.refill_budget(t->budget.tier);
   th.poll_start = cpu_clock::get().ticks();
   if (!hooks_for_[0].empty()) {
     const poll_start_event e{reinterpret_cast<std::uintptr_t>(t), th.index,
@@ -225,8 +224,7 @@ void scheduler::isolate(task_header* t) {
 // injector, and a task that suspends goes back to the normal workers when
 // woken (and returns here if it keeps hogging).
 void scheduler::isolation_main(worker_thread& th) {
-  t_worker = &th;
-  t_budget = &th.budget;
+  const thread_binding bound(&th);
   t_frame_cache = &th.cache;
   th.home = slots_[0].get();  // timers and the runtime pointer; never pushed to
   th.lost.store(true, std::memory_order_relaxed);
@@ -281,8 +279,6 @@ void scheduler::isolation_main(worker_thread& th) {
     }
   }
   t_frame_cache = nullptr;
-  t_worker = nullptr;
-  t_budget = &foreign_budget;
 }
 
 #endif  // PULSE_PREEMPTION

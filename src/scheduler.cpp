@@ -322,9 +322,7 @@ void scheduler::replenish_spares() {
       std::lock_guard lock(threads_mu_);
       if (spares_.size() >= warm_spares_ || threads_.size() >= max_threads_) return;
     }
-    worker_thread* p = spawn_thread(nullptr);  // parks at once: nothing assigned
-    std::lock_guard lock(threads_mu_);
-    spares_.push_back(p);
+    spawn_thread(nullptr);
   }
 }
 #endif
@@ -342,6 +340,7 @@ worker_thread* scheduler::spawn_thread(worker_slot* first) {
   p->index = static_cast<std::uint32_t>(threads_.size());
   adopt_thread(*p);
   if (first) first->owner.store(p, std::memory_order_release);  // the monitor reads *p
+  else spares_.push_back(p);  // a spare: parks at once, until take_spare() assigns it
   threads_.push_back(std::move(th));
   p->thread = std::thread([this, p] { thread_main(*p); });
   std::string name = thread_name_ + "-" + std::to_string(p->index);
@@ -530,7 +529,7 @@ PULSE_ALWAYS_INLINE bool scheduler::poll(worker_thread& th, worker_slot& w, task
   t->obs.where.store(seq, std::memory_order_relaxed);
   bump(t->obs.polls);
   const std::uint8_t watched = t->budget.tier | th.timed;
-  th.budget.store(static_cast<std::int32_t>(th.budget_for[0]), std::memory_order_relaxed);
+  th.refill_budget(0);
   if (watched) [[unlikely]]
     begin_timed_poll(th, t);  // also refills by tier
 #endif
@@ -690,10 +689,7 @@ void scheduler::park(worker_slot& w) {
 }
 
 void scheduler::thread_main(worker_thread& th) {
-  t_worker = &th;
-#if PULSE_PREEMPTION
-  t_budget = &th.budget;
-#endif
+  const thread_binding bound(&th);
   t_frame_cache = &th.cache;
   th.tid.store(static_cast<int>(::gettid()), std::memory_order_relaxed);
   th.handle.store(pthread_self(), std::memory_order_release);
@@ -727,10 +723,6 @@ void scheduler::thread_main(worker_thread& th) {
     if (!th.assigned.load(std::memory_order_acquire)) th.drv->park(-1);
   }
   t_frame_cache = nullptr;
-  t_worker = nullptr;
-#if PULSE_PREEMPTION
-  t_budget = &foreign_budget;
-#endif
 }
 
 // Why a worker with nothing to do gives its CPU away (runtime::builder::

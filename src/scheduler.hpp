@@ -185,6 +185,7 @@ class scheduler {
   void drain();
   void wake_monitor() noexcept;
   void monitor_loop();
+  /// A new runtime thread serving `first`, or, with null, a parked spare.
   worker_thread* spawn_thread(worker_slot* first);
   void adopt_thread(worker_thread& th) noexcept;
   worker_thread* take_spare();

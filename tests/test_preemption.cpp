@@ -154,17 +154,10 @@ TEST_CASE("the budget's slow path tells a spent budget, a request and a stale re
   struct fake_poll {
     d::worker w;
     d::task_header t;
-    d::worker* saved = d::t_worker;
-    std::atomic<std::int32_t>* saved_cell = d::t_budget;
+    d::thread_binding bound{&w};
     fake_poll() {
       w.current = &t;
       w.poll_seq.store(1, std::memory_order_relaxed);  // poll 1 is running
-      d::t_worker = &w;
-      d::t_budget = &w.budget;
-    }
-    ~fake_poll() {
-      d::t_worker = saved;
-      d::t_budget = saved_cell;
     }
   } p;
   const auto full = static_cast<std::int32_t>(p.w.budget_for[0]);
@@ -430,33 +423,15 @@ TEST_CASE("after a hand-off, the thread that lost its slot does not go on pollin
   CHECK(on_stuck_thread < 20);  // 40 of 40 when the lost thread kept the task
 }
 
-#endif
+namespace {
 
-#if PULSE_PREEMPTION
-TEST_CASE("a stuck thread spared as a victim of the OS is lowered once it hogs the CPU",
-          "[preempt][handoff][isolate]") {
-  // Everything on one CPU, with two plain threads spinning beside the
-  // worker: when the monitor hands the stuck worker's slot away, the thread
-  // has had about a third of the CPU while runnable, so it is judged a
-  // victim of the OS and keeps its normal priority. Once the spinners stop
-  // and it uses the CPU itself, it must drop to SCHED_IDLE like any hog.
-  // (It stayed at SCHED_OTHER for good when the monitor stopped following
-  // it at its stall report, 10 ms in: before its first CPU-share window
-  // closed.)
-  cpu_set_t one;
-  CPU_ZERO(&one);
-  CPU_SET(sched_getcpu(), &one);
-  cpu_set_t saved;
-  REQUIRE(sched_getaffinity(0, sizeof saved, &saved) == 0);
-  REQUIRE(sched_setaffinity(0, sizeof one, &one) == 0);  // inherited by the threads below
-  struct restore_affinity {
-    cpu_set_t* s;
-    ~restore_affinity() { sched_setaffinity(0, sizeof *s, s); }
-  } restore{&saved};
-
+// One try of the scenario below: the hog thread's scheduling policy once the
+// spinners have stopped (waited for up to `give_up`), or -1 when the hand-off
+// did not judge it a victim (nothing to test on that try).
+int victim_policy_after_spinners_stop(clk::time_point give_up) {
   std::atomic<bool> spin{true}, stop{false};
   std::vector<std::thread> spinners;
-  for (int i = 0; i < 2; ++i)
+  for (int i = 0; i < 4; ++i)
     spinners.emplace_back([&] {
       std::uint64_t x = 1;
       while (spin.load(std::memory_order_relaxed)) x = spin_work(x);
@@ -489,21 +464,52 @@ TEST_CASE("a stuck thread spared as a victim of the OS is lowered once it hogs t
   // stuck poll when it ends.)
   std::atomic<bool> behind_ran{false};
   rt.spawn(set_flag(&behind_ran)).detach();
-  const auto give_up = clk::now() + 20s;
   while (!behind_ran.load() && clk::now() < give_up) std::this_thread::sleep_for(1ms);
   INFO(pulse::to_string(rt.metrics()));
   REQUIRE(behind_ran.load());
-  const bool spared = sched_getscheduler(hog_tid.load()) != SCHED_IDLE;
-  spin = false;
-  for (auto& t : spinners) t.join();
-  int policy = sched_getscheduler(hog_tid.load());
-  while (policy != SCHED_IDLE && clk::now() < give_up) {
-    std::this_thread::sleep_for(5ms);
+  int policy = -1;
+  if (sched_getscheduler(hog_tid.load()) != SCHED_IDLE) {  // spared as a victim
+    spin = false;
+    for (auto& t : spinners) t.join();
     policy = sched_getscheduler(hog_tid.load());
+    while (policy != SCHED_IDLE && clk::now() < give_up) {
+      std::this_thread::sleep_for(5ms);
+      policy = sched_getscheduler(hog_tid.load());
+    }
   }
   stop = true;
   rt.block_on([](pulse::join_handle<void> h) -> task<> { co_await std::move(h); }(std::move(hog)));
-  INFO("judged a victim at the hand-off: " << spared);
+  return policy;
+}
+
+}  // namespace
+
+TEST_CASE("a stuck thread spared as a victim of the OS is lowered once it hogs the CPU",
+          "[preempt][handoff][isolate]") {
+  // Everything on one CPU, with four plain threads spinning beside the
+  // worker: when the monitor hands the stuck worker's slot away, the thread
+  // has had a fraction of the CPU while runnable, so it is judged a victim
+  // of the OS and keeps its normal priority (in about 19 tries of 20; a try
+  // where it is not proves nothing and is repeated). Once the spinners stop
+  // and it uses the CPU itself, it must drop to SCHED_IDLE like any hog.
+  // (It stayed at SCHED_OTHER for good when the monitor stopped following
+  // it at its stall report, 10 ms in: before its first CPU-share window
+  // closed.)
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(sched_getcpu(), &one);
+  cpu_set_t saved;
+  REQUIRE(sched_getaffinity(0, sizeof saved, &saved) == 0);
+  REQUIRE(sched_setaffinity(0, sizeof one, &one) == 0);  // inherited by the threads below
+  struct restore_affinity {
+    cpu_set_t* s;
+    ~restore_affinity() { sched_setaffinity(0, sizeof *s, s); }
+  } restore{&saved};
+
+  int policy = -1;
+  for (int attempt = 0; attempt < 5 && policy < 0; ++attempt)
+    policy = victim_policy_after_spinners_stop(clk::now() + 20s);
+  REQUIRE(policy >= 0);  // judged a victim in one of the tries
   CHECK(policy == SCHED_IDLE);
 }
 #endif

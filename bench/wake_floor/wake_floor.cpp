@@ -16,18 +16,28 @@
 #include <thread>
 #include <vector>
 
+namespace {
+// A whole number in [lo, hi], or -1.
+long parse(const char* s, long lo, long hi) {
+  char* end = nullptr;
+  const long v = std::strtol(s, &end, 10);
+  return end != s && *end == 0 && v >= lo && v <= hi ? v : -1;
+}
+}  // namespace
+
 int main(int argc, char** argv) {
   using clk = std::chrono::steady_clock;
-  const int spinners = argc > 1 ? std::atoi(argv[1]) : 4;
-  const bool idle = argc > 2 ? std::strcmp(argv[2], "normal") != 0 : true;
-  const int wakeups = argc > 3 ? std::atoi(argv[3]) : 2000;
-  if (spinners < 0 || wakeups < 1) {
-    std::fprintf(stderr, "usage: wake_floor [spinners>=0] [idle|normal] [wakeups>=1]\n");
+  const long spinners = argc > 1 ? parse(argv[1], 0, 1024) : 4;
+  const char* policy = argc > 2 ? argv[2] : "idle";
+  const long wakeups = argc > 3 ? parse(argv[3], 1, 10'000'000) : 2000;
+  const bool idle = std::strcmp(policy, "idle") == 0;
+  if (spinners < 0 || wakeups < 1 || (!idle && std::strcmp(policy, "normal") != 0)) {
+    std::fprintf(stderr, "usage: wake_floor [spinners 0-1024] [idle|normal] [wakeups 1-10000000]\n");
     return 2;
   }
   std::atomic<bool> stop{false};
   std::vector<std::thread> threads;
-  for (int i = 0; i < spinners; ++i)
+  for (long i = 0; i < spinners; ++i)
     threads.emplace_back([&] {
       if (idle) {
         sched_param p{};
@@ -39,7 +49,7 @@ int main(int argc, char** argv) {
     });
   std::vector<long long> late;
   late.reserve(static_cast<std::size_t>(wakeups));
-  for (int i = 0; i < wakeups; ++i) {
+  for (long i = 0; i < wakeups; ++i) {
     const auto due = clk::now() + std::chrono::milliseconds(1);
     std::this_thread::sleep_until(due);
     late.push_back(std::chrono::duration_cast<std::chrono::microseconds>(clk::now() - due).count());
@@ -48,7 +58,7 @@ int main(int argc, char** argv) {
   for (auto& t : threads) t.join();
   std::sort(late.begin(), late.end());
   auto pct = [&](int per_mille) { return late[static_cast<std::size_t>((late.size() - 1) * per_mille / 1000)]; };
-  std::printf("spinners %d (%s) wakeups %d lateness us: p50 %lld p99 %lld p99.9 %lld max %lld\n", spinners,
+  std::printf("spinners %ld (%s) wakeups %ld lateness us: p50 %lld p99 %lld p99.9 %lld max %lld\n", spinners,
               spinners == 0 ? "none" : idle ? "SCHED_IDLE" : "SCHED_OTHER", wakeups, pct(500), pct(990),
               pct(999), late.back());
 }

@@ -47,6 +47,16 @@ struct alignas(cache_line) slot {
   timer_heap timers;
 };
 
+#if PULSE_PREEMPTION
+/// What the monitor stores in a poll's budget to ask it to give way at its
+/// next await: far below anything a budget counts down to, so the slow path
+/// (budget_spent) can tell a request from a spent budget.
+inline constexpr std::int32_t budget_poke = std::numeric_limits<std::int32_t>::min() / 2;
+/// The budget of a thread that polls nothing (not a worker, or a worker
+/// between polls): awaits there never yield.
+inline constexpr std::int32_t budget_idle = std::numeric_limits<std::int32_t>::max() / 2;
+#endif
+
 /// A thread's execution context (Go's M): the task it is polling and how the
 /// poll ended. Only its thread writes it, except `poll_seq`'s readers and the
 /// monitor's `preempt_seq`, and `lost`, set by the hand-off signal handler
@@ -61,7 +71,7 @@ struct alignas(cache_line) worker {
   /// monitor stores budget_poke here to make the poll give way at its next
   /// await. Atomic only for that store: this thread uses plain loads and
   /// stores, never a read-modify-write.
-  std::atomic<std::int32_t> budget{std::numeric_limits<std::int32_t>::max() / 2};
+  std::atomic<std::int32_t> budget{budget_idle};
   /// Set (on this thread, by the hand-off signal) when the monitor gave
   /// `home` to another thread during the current poll: from then on this
   /// thread must not touch the slot. Always set on isolation threads.
@@ -72,6 +82,10 @@ struct alignas(cache_line) worker {
   std::atomic<bool> pinned{false};
   std::uint8_t timed = 0;           // 1: a hook wants per-poll callbacks; time every poll
   std::uint32_t budget_for[4] = {128, 128, 16, 16};  // per-poll budget by tier
+  /// A full budget for a poll of a task in `tier` (budgets fit an int32).
+  PULSE_ALWAYS_INLINE void refill_budget(std::uint8_t tier) noexcept {
+    budget.store(static_cast<std::int32_t>(budget_for[tier & 3u]), std::memory_order_relaxed);
+  }
   /// This thread's poll sequence number, odd while a poll runs (see
   /// poll_seq). Only this thread writes it: reading it is a plain load.
   std::uint64_t seq() const noexcept { return poll_seq.load(std::memory_order_relaxed); }
@@ -154,13 +168,6 @@ PULSE_ALWAYS_INLINE void unpin_slot([[maybe_unused]] worker* w) noexcept {
 inline constinit thread_local worker* t_worker = nullptr;
 
 #if PULSE_PREEMPTION
-/// What the monitor stores in a poll's budget to ask it to give way at its
-/// next await: far below anything a budget counts down to, so the slow path
-/// (budget_spent) can tell a request from a spent budget.
-inline constexpr std::int32_t budget_poke = std::numeric_limits<std::int32_t>::min() / 2;
-/// The budget of a thread that polls nothing (not a worker, or a worker
-/// between polls): awaits there never yield.
-inline constexpr std::int32_t budget_idle = std::numeric_limits<std::int32_t>::max() / 2;
 /// The budget cell of every thread that is not a Pulse worker. Shared, and
 /// touched only by coroutines resumed outside the runtime: each await there
 /// counts it down and the slow path resets it.
@@ -170,6 +177,35 @@ inline constinit std::atomic<std::int32_t> foreign_budget{budget_idle};
 /// load instead of thread -> worker -> task.
 inline constinit thread_local std::atomic<std::int32_t>* t_budget = &foreign_budget;
 #endif
+
+/// Makes `w` the calling thread's worker (t_worker and, with preemption,
+/// t_budget) for the scope's lifetime, then restores what was there: the
+/// runtime's threads bind for their whole life, benchmarks and tests bind
+/// a fake poll context.
+class thread_binding {
+ public:
+  explicit thread_binding(worker* w) noexcept : prev_(t_worker) {
+    t_worker = w;
+#if PULSE_PREEMPTION
+    prev_budget_ = t_budget;
+    t_budget = w ? &w->budget : &foreign_budget;
+#endif
+  }
+  ~thread_binding() {
+    t_worker = prev_;
+#if PULSE_PREEMPTION
+    t_budget = prev_budget_;
+#endif
+  }
+  thread_binding(const thread_binding&) = delete;
+  thread_binding& operator=(const thread_binding&) = delete;
+
+ private:
+  worker* prev_;
+#if PULSE_PREEMPTION
+  std::atomic<std::int32_t>* prev_budget_ = nullptr;
+#endif
+};
 
 #if defined(__clang__)
 // clang (at least up to 16) may compute a thread-local's address once per
